@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian package the project needs. Idempotent, non-interactive; run as root.
+set -euo pipefail
+
+packages=(
+  # toolchains and build
+  g++ cmake make pkg-config clang-14 libclang-rt-14-dev clang-format
+  # test and benchmark frameworks
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  # libraries
+  libexpected-dev libcli11-dev
+  # the device node
+  libfuse3-dev fuse3
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get needs it)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-deps: ${#packages[@]} packages present"
