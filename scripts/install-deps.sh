@@ -8,7 +8,7 @@ packages=(
   # test and benchmark frameworks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # libraries
-  libexpected-dev libcli11-dev
+  libexpected-dev libcli11-dev nlohmann-json3-dev
   # the device node
   libfuse3-dev fuse3
 )

@@ -1,0 +1,75 @@
+#include "client/host_memory.h"
+
+#include <cerrno>
+#include <utility>
+
+namespace gf::client {
+namespace {
+
+constexpr uint64_t kAllocate = 1;
+constexpr uint64_t kUnallocate = 2;
+
+// A host command's answer: 0 is success; anything else (~0) is a refusal.
+Result<Ping> host_command(const Session& session, uint64_t command, uint64_t offset,
+                          uint64_t size) {
+    Ping reply = GF_TRY(session.ping(command, offset, size));
+    if (reply.metadata != 0) {
+        return fail(EPROTO);
+    }
+    return reply;
+}
+
+}  // namespace
+
+HostAllocation& HostAllocation::operator=(HostAllocation&& other) noexcept {
+    if (this != &other) {
+        (void)free();
+        session_ = std::exchange(other.session_, nullptr);
+        offset_ = other.offset_;
+        size_ = other.size_;
+        block_ = std::move(other.block_);
+        claim_ = std::move(other.claim_);
+    }
+    return *this;
+}
+
+Result<void> HostAllocation::free() {
+    if (session_ == nullptr) {
+        return {};
+    }
+    Result<void> unallocated =
+        host_command(*std::exchange(session_, nullptr), kUnallocate, offset_, 0).map([](auto&&) {});
+    Result<void> returned = block_ ? block_->free() : claim_ ? claim_->release() : Result<void>{};
+    block_.reset();
+    claim_.reset();
+    return unallocated ? returned : unallocated;
+}
+
+Result<HostMemoryAllocator> HostMemoryAllocator::open(const std::string& path, bool shared_slots) {
+    Session session = GF_TRY(Session::open(path));
+    GF_TRY(session.create_context(shared_slots ? ContextType::kSharedSlotsHostMemoryAllocator
+                                               : ContextType::kHostMemoryAllocator));
+    return HostMemoryAllocator(std::move(session), shared_slots);
+}
+
+Result<HostAllocation> HostMemoryAllocator::allocate(uint64_t size) const {
+    if (shared_slots_) {
+        // The host picks the slot and answers with its BAR1 offset and aligned size.
+        Ping reply = GF_TRY(host_command(session_, kAllocate, 0, size));
+        HostAllocation allocation(&session_, reply.offset, reply.size);
+        Result<SharedClaim> claim = session_.claim(reply.offset, reply.size);
+        if (!claim) {
+            return fail(claim.error());  // `allocation` unallocates the slot
+        }
+        allocation.claim_.emplace(std::move(*claim));
+        return allocation;
+    }
+    // The guest reserves the range; the host backs it.
+    Block block = GF_TRY(session_.allocate(size));
+    GF_TRY(host_command(session_, kAllocate, block.offset(), block.size()));
+    HostAllocation allocation(&session_, block.offset(), block.size());
+    allocation.block_.emplace(std::move(block));
+    return allocation;
+}
+
+}  // namespace gf::client

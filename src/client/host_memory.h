@@ -1,0 +1,56 @@
+// The host-memory flows of guest userspace (spec/device.md §9.2) without mmap:
+// type 5 backs a guest-allocated block with host memory; type 6 takes a slot
+// of a host-owned slab and claims it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "client/session.h"
+
+namespace gf::client {
+
+// One host allocation; Unallocate ping, then DEALLOCATE_BLOCK or UNCLAIM_SHARED
+// on destruction. Refers to its allocator's session, which must outlive it.
+class HostAllocation {
+  public:
+    HostAllocation(HostAllocation&&) noexcept = default;
+    HostAllocation& operator=(HostAllocation&& other) noexcept;
+    HostAllocation(const HostAllocation&) = delete;
+    HostAllocation& operator=(const HostAllocation&) = delete;
+    ~HostAllocation() { (void)free(); }
+
+    uint64_t offset() const { return offset_; }  // BAR1-relative
+    uint64_t size() const { return size_; }
+    // Unallocate on the host, then give the range back; the first error is reported.
+    Result<void> free();
+
+  private:
+    friend class HostMemoryAllocator;
+    HostAllocation(const Session* session, uint64_t offset, uint64_t size)
+        : session_(session), offset_(offset), size_(size) {}
+    const Session* session_ = nullptr;
+    uint64_t offset_ = 0, size_ = 0;
+    std::optional<Block> block_;        // type 5
+    std::optional<SharedClaim> claim_;  // type 6
+};
+
+class HostMemoryAllocator {
+  public:
+    // Opens a session and creates a type 6 (shared slots) or type 5 context.
+    static Result<HostMemoryAllocator> open(const std::string& path, bool shared_slots);
+
+    Result<HostAllocation> allocate(uint64_t size) const;
+    bool shared_slots() const { return shared_slots_; }
+    const Session& session() const { return session_; }
+
+  private:
+    HostMemoryAllocator(Session session, bool shared_slots)
+        : session_(std::move(session)), shared_slots_(shared_slots) {}
+    Session session_;
+    bool shared_slots_;
+};
+
+}  // namespace gf::client

@@ -1,0 +1,158 @@
+#include "client/session.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+namespace gf::client {
+namespace {
+
+// The UAPI's version field: real clients send the struct's size.
+constexpr uint32_t kPingVersion = sizeof(Ping);
+constexpr uint64_t kHostFailure = ~uint64_t{0};
+
+Result<void> call(int fd, unsigned long cmd, void* arg) {
+    if (::ioctl(fd, cmd, arg) != 0) {
+        return fail(errno);
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<Session> Session::open(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return fail(errno);
+    }
+    return Session(fd);
+}
+
+Session& Session::operator=(Session&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+}
+
+Session::~Session() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+Result<goldfish_address_space_allocate_block> Session::allocate_block(uint64_t size) const {
+    goldfish_address_space_allocate_block arg{.size = size, .offset = 0, .phys_addr = 0};
+    GF_TRY(call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &arg));
+    return arg;
+}
+
+Result<void> Session::deallocate_block(uint64_t offset) const {
+    return call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset);
+}
+
+Result<Ping> Session::ping(const Ping& request) const {
+    Ping arg = request;
+    GF_TRY(call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &arg));
+    return arg;
+}
+
+Result<Ping> Session::ping(uint64_t metadata, uint64_t offset, uint64_t size) const {
+    Ping request{};
+    request.offset = offset;
+    request.size = size;
+    request.metadata = metadata;
+    request.version = kPingVersion;
+    return ping(request);
+}
+
+Result<void> Session::claim_shared(uint64_t offset, uint64_t size) const {
+    goldfish_address_space_claim_shared arg{.offset = offset, .size = size};
+    return call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_CLAIM_SHARED, &arg);
+}
+
+Result<void> Session::unclaim_shared(uint64_t offset) const {
+    return call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
+}
+
+Result<void> Session::create_context(ContextType type) const {
+    Ping reply = GF_TRY(ping(static_cast<uint64_t>(type)));
+    if (reply.metadata == kHostFailure) {
+        return fail(EPROTO);
+    }
+    return {};
+}
+
+Result<Block> Session::allocate(uint64_t size) const {
+    goldfish_address_space_allocate_block b = GF_TRY(allocate_block(size));
+    return Block(this, b);
+}
+
+Result<SharedClaim> Session::claim(uint64_t offset, uint64_t size) const {
+    GF_TRY(claim_shared(offset, size));
+    return SharedClaim(this, offset, size);
+}
+
+Block::Block(Block&& other) noexcept
+    : session_(std::exchange(other.session_, nullptr)),
+      offset_(other.offset_),
+      size_(other.size_),
+      phys_addr_(other.phys_addr_) {}
+
+Block& Block::operator=(Block&& other) noexcept {
+    if (this != &other) {
+        (void)free();
+        session_ = std::exchange(other.session_, nullptr);
+        offset_ = other.offset_;
+        size_ = other.size_;
+        phys_addr_ = other.phys_addr_;
+    }
+    return *this;
+}
+
+Block::~Block() {
+    (void)free();
+}
+
+Result<void> Block::free() {
+    if (session_ == nullptr) {
+        return {};
+    }
+    // Whatever the answer, this object no longer owns the block: a failed
+    // DEALLOCATE means the node did not know it, and the node frees on close anyway.
+    return std::exchange(session_, nullptr)->deallocate_block(offset_);
+}
+
+SharedClaim::SharedClaim(SharedClaim&& other) noexcept
+    : session_(std::exchange(other.session_, nullptr)),
+      offset_(other.offset_),
+      size_(other.size_) {}
+
+SharedClaim& SharedClaim::operator=(SharedClaim&& other) noexcept {
+    if (this != &other) {
+        (void)release();
+        session_ = std::exchange(other.session_, nullptr);
+        offset_ = other.offset_;
+        size_ = other.size_;
+    }
+    return *this;
+}
+
+SharedClaim::~SharedClaim() {
+    (void)release();
+}
+
+Result<void> SharedClaim::release() {
+    if (session_ == nullptr) {
+        return {};
+    }
+    return std::exchange(session_, nullptr)->unclaim_shared(offset_);
+}
+
+}  // namespace gf::client

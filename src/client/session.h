@@ -1,0 +1,110 @@
+// A C++ client over the goldfish address space UAPI, on any fd that speaks it:
+// the node served by goldfish-asd or a kernel driver's node in a real guest.
+#pragma once
+
+#include <linux/goldfish_address_space.h>
+
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+
+namespace gf::client {
+
+inline constexpr const char* kDefaultNodePath = "/dev/" GOLDFISH_ADDRESS_SPACE_DEVICE_NAME;
+
+using Ping = goldfish_address_space_ping;
+
+// Context (subdevice) types a create ping can ask for.
+enum class ContextType : uint64_t {
+    kGraphics = 0,
+    kMedia = 1,
+    kHostMemoryAllocator = 5,
+    kSharedSlotsHostMemoryAllocator = 6,
+};
+
+class Block;
+class SharedClaim;
+
+// One open file of the node: its own host handle. Move-only; closes on destruction.
+class Session {
+  public:
+    static Result<Session> open(const std::string& path = kDefaultNodePath);
+    // Takes ownership of an fd that is already open on a node.
+    static Session adopt(int fd) { return Session(fd); }
+
+    Session(Session&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    Session& operator=(Session&& other) noexcept;
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+    ~Session();
+
+    int fd() const { return fd_; }
+
+    // The raw ioctls, errno on failure.
+    Result<goldfish_address_space_allocate_block> allocate_block(uint64_t size) const;
+    Result<void> deallocate_block(uint64_t offset) const;
+    Result<Ping> ping(const Ping& request) const;
+    Result<void> claim_shared(uint64_t offset, uint64_t size) const;
+    Result<void> unclaim_shared(uint64_t offset) const;
+
+    // A ping with only metadata and version set (the form real clients send).
+    Result<Ping> ping(uint64_t metadata, uint64_t offset = 0, uint64_t size = 0) const;
+    // The create ping: EPROTO if the host refused the type (metadata ~0).
+    Result<void> create_context(ContextType type) const;
+
+    // RAII forms: the Block / SharedClaim undoes itself when destroyed.
+    // They refer to this session, which must outlive them.
+    Result<Block> allocate(uint64_t size) const;
+    Result<SharedClaim> claim(uint64_t offset, uint64_t size) const;
+
+  private:
+    explicit Session(int fd) : fd_(fd) {}
+    int fd_ = -1;
+};
+
+// A block of BAR1 owned by a session; DEALLOCATE_BLOCK on destruction.
+class Block {
+  public:
+    Block(Block&& other) noexcept;
+    Block& operator=(Block&& other) noexcept;
+    Block(const Block&) = delete;
+    Block& operator=(const Block&) = delete;
+    ~Block();
+
+    uint64_t offset() const { return offset_; }
+    uint64_t size() const { return size_; }
+    uint64_t phys_addr() const { return phys_addr_; }
+    // Frees now and reports the result; the destructor then does nothing.
+    Result<void> free();
+
+  private:
+    friend class Session;
+    Block(const Session* session, const goldfish_address_space_allocate_block& b)
+        : session_(session), offset_(b.offset), size_(b.size), phys_addr_(b.phys_addr) {}
+    const Session* session_ = nullptr;
+    uint64_t offset_ = 0, size_ = 0, phys_addr_ = 0;
+};
+
+// A claimed host-owned range; UNCLAIM_SHARED on destruction.
+class SharedClaim {
+  public:
+    SharedClaim(SharedClaim&& other) noexcept;
+    SharedClaim& operator=(SharedClaim&& other) noexcept;
+    SharedClaim(const SharedClaim&) = delete;
+    SharedClaim& operator=(const SharedClaim&) = delete;
+    ~SharedClaim();
+
+    uint64_t offset() const { return offset_; }
+    uint64_t size() const { return size_; }
+    Result<void> release();
+
+  private:
+    friend class Session;
+    SharedClaim(const Session* session, uint64_t offset, uint64_t size)
+        : session_(session), offset_(offset), size_(size) {}
+    const Session* session_ = nullptr;
+    uint64_t offset_ = 0, size_ = 0;
+};
+
+}  // namespace gf::client

@@ -1,0 +1,196 @@
+#include "node/node_lock.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+namespace gf::node {
+namespace {
+
+// A file name for a path: '%' and '/' escaped, so distinct paths never collide.
+std::string key_for(const std::string& node_path) {
+    std::string key;
+    for (char c : node_path) {
+        if (c == '%') {
+            key += "%25";
+        } else if (c == '/') {
+            key += "%2F";
+        } else {
+            key += c;
+        }
+    }
+    return key;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mountinfo(const std::string& field) {
+    std::string out;
+    for (size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\\' && i + 3 < field.size()) {
+            int v = 0;
+            bool octal = true;
+            for (size_t k = 1; k <= 3; ++k) {
+                char d = field[i + k];
+                octal = octal && d >= '0' && d <= '7';
+                v = v * 8 + (d - '0');
+            }
+            if (octal) {
+                out += static_cast<char>(v);
+                i += 3;
+                continue;
+            }
+        }
+        out += field[i];
+    }
+    return out;
+}
+
+Result<void> make_dir(const std::string& path, mode_t mode) {
+    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+        return fail(errno);
+    }
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+        return fail(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return fail(ENOTDIR);
+    }
+    return {};
+}
+
+int read_pid(int fd) {
+    char buf[32] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    return n > 0 ? std::atoi(buf) : 0;
+}
+
+}  // namespace
+
+Result<std::string> canonical_node_path(const std::string& node_path) {
+    size_t slash = node_path.rfind('/');
+    const std::string dir = slash == std::string::npos ? std::string(".")
+                            : slash == 0               ? std::string("/")
+                                                       : node_path.substr(0, slash);
+    const std::string name = slash == std::string::npos ? node_path : node_path.substr(slash + 1);
+    if (name.empty() || name == "." || name == "..") {
+        return fail(EINVAL);
+    }
+    char* resolved = ::realpath(dir.c_str(), nullptr);
+    if (resolved == nullptr) {
+        return fail(errno);
+    }
+    std::string out = resolved;
+    std::free(resolved);
+    return (out == "/" ? "" : out) + "/" + name;
+}
+
+bool is_mount_point(const std::string& path, std::string* fstype) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    bool found = false;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string id, parent, devno, root, mount_point;
+        fields >> id >> parent >> devno >> root >> mount_point;
+        if (unescape_mountinfo(mount_point) != path) {
+            continue;
+        }
+        // The file-system type follows the " - " separator; the last match is the top mount.
+        size_t sep = line.find(" - ");
+        std::string type;
+        if (sep != std::string::npos) {
+            std::istringstream(line.substr(sep + 3)) >> type;
+        }
+        found = true;
+        if (fstype != nullptr) {
+            *fstype = type;
+        }
+    }
+    return found;
+}
+
+Result<void> detach_stale_mounts(const std::string& path) {
+    std::string type;
+    // Bounded: each round removes one stacked mount.
+    for (int round = 0; round < 16 && is_mount_point(path, &type); ++round) {
+        if (type != kFuseType) {
+            return fail(EBUSY);
+        }
+        if (::umount2(path.c_str(), MNT_DETACH) != 0) {
+            return fail(errno);
+        }
+    }
+    return is_mount_point(path) ? fail(EBUSY) : Result<void>{};
+}
+
+std::string NodeLock::mount_dir_for(const std::string& state_dir, const std::string& node_path) {
+    return state_dir + "/" + key_for(node_path) + ".mnt";
+}
+
+Result<NodeLock> NodeLock::acquire(const std::string& state_dir, const std::string& node_path,
+                                   int* holder_pid) {
+    GF_TRY(make_dir(state_dir, 0755));
+    const std::string lock_path = state_dir + "/" + key_for(node_path) + ".lock";
+    // Bounded retry: a previous holder may unlink the lock file between our open and flock.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            return fail(errno);
+        }
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            if (holder_pid != nullptr) {
+                *holder_pid = read_pid(fd);
+            }
+            ::close(fd);
+            return fail(err == EWOULDBLOCK ? EBUSY : err);
+        }
+        struct stat held, named;
+        if (::fstat(fd, &held) != 0 || ::stat(lock_path.c_str(), &named) != 0 ||
+            held.st_ino != named.st_ino || held.st_dev != named.st_dev) {
+            ::close(fd);
+            continue;
+        }
+        std::string pid = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+            int err = errno;
+            ::close(fd);
+            return fail(err);
+        }
+        NodeLock lock(fd, lock_path, mount_dir_for(state_dir, node_path));
+        // Whatever a dead predecessor left mounted is ours to clear now.
+        GF_TRY(detach_stale_mounts(lock.mount_dir_));
+        GF_TRY(make_dir(lock.mount_dir_, 0755));
+        return lock;
+    }
+    return fail(EBUSY);
+}
+
+NodeLock::NodeLock(NodeLock&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      lock_path_(std::move(other.lock_path_)),
+      mount_dir_(std::move(other.mount_dir_)) {}
+
+NodeLock::~NodeLock() {
+    if (fd_ < 0) {
+        return;
+    }
+    if (!is_mount_point(mount_dir_)) {
+        ::rmdir(mount_dir_.c_str());
+    }
+    // Unlinked while held: a waiter that opened the old file notices and retries.
+    ::unlink(lock_path_.c_str());
+    ::close(fd_);
+}
+
+}  // namespace gf::node

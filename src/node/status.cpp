@@ -1,0 +1,99 @@
+#include "node/status.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace gf::node {
+namespace {
+
+std::string hex(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+}  // namespace
+
+std::string to_json(const Status& s) {
+    nlohmann::ordered_json contexts = nlohmann::ordered_json::object();
+    for (const auto& [type, count] : s.contexts) {
+        contexts[std::to_string(type)] = count;
+    }
+    nlohmann::ordered_json j = {
+        {"node", s.node},
+        {"device", s.device},
+        {"bar1_phys_start", s.bar1_phys_start},
+        {"bar1_size", s.bar1_size},
+        {"open_files", s.open_files},
+        {"handles", s.handles},
+        {"blocks", s.blocks},
+        {"block_bytes", s.block_bytes},
+        {"claims", s.claims},
+        {"contexts", contexts},
+        {"area_free_bytes", s.area_free_bytes},
+    };
+    return j.dump(2) + "\n";
+}
+
+Result<Status> status_from_json(std::string_view json) {
+    nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) {
+        return fail(EINVAL);
+    }
+    Status s;
+    auto number = [&](const char* key, uint64_t& out) {
+        auto it = j.find(key);
+        if (it == j.end() || !it->is_number_unsigned()) {
+            return false;
+        }
+        out = it->get<uint64_t>();
+        return true;
+    };
+    bool ok = number("bar1_phys_start", s.bar1_phys_start) && number("bar1_size", s.bar1_size) &&
+              number("open_files", s.open_files) && number("handles", s.handles) &&
+              number("blocks", s.blocks) && number("block_bytes", s.block_bytes) &&
+              number("claims", s.claims) && number("area_free_bytes", s.area_free_bytes);
+    auto node = j.find("node");
+    auto device = j.find("device");
+    auto contexts = j.find("contexts");
+    if (!ok || node == j.end() || !node->is_string() || device == j.end() || !device->is_string() ||
+        contexts == j.end() || !contexts->is_object()) {
+        return fail(EINVAL);
+    }
+    s.node = node->get<std::string>();
+    s.device = device->get<std::string>();
+    for (const auto& [type, count] : contexts->items()) {
+        char* end = nullptr;
+        unsigned long t = std::strtoul(type.c_str(), &end, 10);
+        if (end == type.c_str() || *end != '\0' || t > UINT32_MAX || !count.is_number_unsigned()) {
+            return fail(EINVAL);
+        }
+        s.contexts[static_cast<uint32_t>(t)] = count.get<uint64_t>();
+    }
+    return s;
+}
+
+std::string to_text(const Status& s) {
+    std::string out;
+    auto line = [&](const std::string& key, const std::string& value) {
+        out += key + ": " + value + "\n";
+    };
+    line("node", s.node);
+    line("device", s.device);
+    line("BAR1", hex(s.bar1_phys_start) + ", " + std::to_string(s.bar1_size >> 20) + " MiB");
+    line("open files", std::to_string(s.open_files));
+    line("host handles", std::to_string(s.handles));
+    line("blocks", std::to_string(s.blocks) + " (" + std::to_string(s.block_bytes) + " bytes)");
+    line("shared claims", std::to_string(s.claims));
+    std::string contexts;
+    for (const auto& [type, count] : s.contexts) {
+        contexts += (contexts.empty() ? "" : ", ") + std::string("type ") + std::to_string(type) +
+                    ": " + std::to_string(count);
+    }
+    line("contexts", contexts.empty() ? "none" : contexts);
+    line("BAR1 free", std::to_string(s.area_free_bytes) + " bytes");
+    return out;
+}
+
+}  // namespace gf::node

@@ -1,0 +1,34 @@
+// The daemon's live state, as the JSON document served beside the node and
+// printed by `goldfish-as status`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace gf::node {
+
+struct Status {
+    std::string node;    // the path served
+    std::string device;  // "emulated" or a PCI address
+    uint64_t bar1_phys_start = 0;
+    uint64_t bar1_size = 0;
+    uint64_t open_files = 0;
+    uint64_t handles = 0;
+    uint64_t blocks = 0;
+    uint64_t block_bytes = 0;
+    uint64_t claims = 0;
+    std::map<uint32_t, uint64_t> contexts;  // live contexts by type
+    uint64_t area_free_bytes = 0;
+};
+
+std::string to_json(const Status& status);
+// EINVAL for a document that is not a status document.
+Result<Status> status_from_json(std::string_view json);
+// For people: one "key: value" line each.
+std::string to_text(const Status& status);
+
+}  // namespace gf::node

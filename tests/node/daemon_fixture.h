@@ -1,0 +1,76 @@
+// Starts goldfish-asd on a node path of its own in a temporary directory and
+// always takes it down again, even when the test fails.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/status.h"
+
+namespace gf::testing {
+
+// A running goldfish-asd child process.
+class Daemon {
+  public:
+    // Starts the daemon and waits (bounded) for its "serving" line.
+    // Extra arguments are appended to --node/--state-dir.
+    static std::optional<Daemon> start(const std::string& node, const std::string& state_dir,
+                                       const std::vector<std::string>& extra = {},
+                                       std::string* output = nullptr);
+    Daemon(Daemon&& other) noexcept;
+    Daemon& operator=(Daemon&&) = delete;
+    ~Daemon();
+
+    pid_t pid() const { return pid_; }
+    const std::string& ready_line() const { return ready_line_; }
+    // Sends `sig` and waits up to `limit` for the exit; the exit status, or -1
+    // if it did not exit in time (it is then killed).
+    int stop(int sig, std::chrono::milliseconds limit, std::chrono::milliseconds* took = nullptr);
+
+  private:
+    Daemon(pid_t pid, std::string ready_line) : pid_(pid), ready_line_(std::move(ready_line)) {}
+    pid_t pid_ = -1;
+    std::string ready_line_;
+};
+
+// Runs a program to completion (bounded); its exit status and output.
+struct RunResult {
+    int status = -1;  // exit code, or -1 if killed or timed out
+    std::string output;
+};
+RunResult run_program(const std::vector<std::string>& argv, std::chrono::seconds limit,
+                      std::optional<uid_t> as_user = std::nullopt);
+
+// A temporary directory removed (after unmounting anything left in it) at scope exit.
+class TempDir {
+  public:
+    TempDir();
+    ~TempDir();
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+// Reads the status document of the daemon serving `node`.
+std::optional<node::Status> read_status(const std::string& state_dir, const std::string& node);
+
+// Polls the status until `done` holds or `limit` passes (FUSE release is
+// asynchronous: it runs after close() returns). The last status read.
+std::optional<node::Status> wait_for_status(const std::string& state_dir, const std::string& node,
+                                            const std::function<bool(const node::Status&)>& done,
+                                            std::chrono::milliseconds limit);
+
+// True when nothing of a client is left: no open file, handle, block, claim or context.
+bool is_idle(const node::Status& s);
+
+std::string daemon_path();
+std::string tool_path();
+std::string conformance_path();
+
+}  // namespace gf::testing

@@ -1,0 +1,407 @@
+// The node through a real FUSE mount and real ioctl(2) calls, against the
+// goldfish-asd daemon started on a node path of the test's own.
+#include <fcntl.h>
+#include <linux/goldfish_address_space.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "client/host_memory.h"
+#include "client/session.h"
+#include "node/daemon_fixture.h"
+
+namespace gf::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kReleaseLimit = 10s;  // bound on waiting for FUSE's asynchronous release
+
+class NodeTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        ASSERT_EQ(::geteuid(), 0u) << "node tests mount FUSE: run them as root";
+        ASSERT_FALSE(tmp_.path().empty());
+        node_ = tmp_.path() + "/goldfish_address_space";
+        state_ = tmp_.path() + "/state";
+        std::string out;
+        daemon_ = Daemon::start(node_, state_, {}, &out);
+        ASSERT_TRUE(daemon_) << "daemon did not come up: " << out;
+    }
+
+    std::optional<node::Status> wait_idle() {
+        return wait_for_status(state_, node_, is_idle, kReleaseLimit);
+    }
+
+    TempDir tmp_;  // destroyed last: unmounts leftovers after the daemon is down
+    std::string node_, state_;
+    std::optional<Daemon> daemon_;
+};
+
+TEST_F(NodeTest, ReadyLineNamesNodeDeviceAndBar1) {
+    const std::string& line = daemon_->ready_line();
+    EXPECT_NE(line.find(node_), std::string::npos) << line;
+    EXPECT_NE(line.find("607d:f153"), std::string::npos) << line;
+    EXPECT_NE(line.find("BAR1"), std::string::npos) << line;
+}
+
+TEST_F(NodeTest, CConformanceProgramPasses) {
+    RunResult r = run_program({conformance_path(), node_}, 60s);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.find("FAIL"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(" 0 failed"), std::string::npos) << r.output;
+    auto s = wait_idle();
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+}
+
+TEST_F(NodeTest, ToolSelftestPasses) {
+    RunResult r = run_program({tool_path(), "--node", node_, "selftest"}, 60s);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("PASS: type 6: CLAIM_SHARED"), std::string::npos) << r.output;
+}
+
+TEST_F(NodeTest, EveryOpenIsItsOwnHandleAndReleaseEndsIt) {
+    {
+        auto a = client::Session::open(node_);
+        auto b = client::Session::open(node_);
+        ASSERT_TRUE(a && b);
+        // Raw ioctls, left for release to clean up.
+        auto block = a->allocate_block(4096);
+        ASSERT_TRUE(block);
+        ASSERT_TRUE(b->claim_shared(block->offset, block->size));  // claims are per file
+        auto s = read_status(state_, node_);
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->open_files, 2u);
+        EXPECT_EQ(s->handles, 2u);
+        EXPECT_EQ(s->blocks, 1u);
+        EXPECT_EQ(s->block_bytes, 8192u);  // 4096 plus the device's spare page
+        EXPECT_EQ(s->claims, 1u);
+    }
+    auto s = wait_idle();
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+    EXPECT_EQ(s->area_free_bytes, s->bar1_size);
+}
+
+TEST_F(NodeTest, ErrnoOfReadWriteMmapAndUnknownIoctl) {
+    int fd = ::open(node_.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char buf[8];
+    EXPECT_EQ(::read(fd, buf, sizeof buf), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(::write(fd, buf, sizeof buf), -1);
+    EXPECT_EQ(errno, EINVAL);
+    void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT_EQ(p, MAP_FAILED);
+    EXPECT_EQ(errno, ENODEV);
+    EXPECT_EQ(::ioctl(fd, _IO('G', 99)), -1);
+    EXPECT_EQ(errno, ENOTTY);
+    uint64_t offset = 12345;
+    EXPECT_EQ(::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset), -1);
+    EXPECT_EQ(errno, ENXIO);
+    ::close(fd);
+}
+
+TEST_F(NodeTest, StatusFileAndToolAgree) {
+    auto session = client::Session::open(node_);
+    ASSERT_TRUE(session);
+    ASSERT_TRUE(session->create_context(client::ContextType::kHostMemoryAllocator));
+    std::ifstream in(node::NodeLock::mount_dir_for(state_, node_) + "/status");
+    std::stringstream file;
+    file << in.rdbuf();
+    for (const char* key : {"\"open_files\"", "\"handles\"", "\"blocks\"", "\"block_bytes\"",
+                            "\"claims\"", "\"contexts\"", "\"area_free_bytes\""}) {
+        EXPECT_NE(file.str().find(key), std::string::npos) << key;
+    }
+    auto s = node::status_from_json(file.str());
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->contexts[5], 1u);
+    EXPECT_EQ(s->open_files, 1u);
+
+    RunResult json =
+        run_program({tool_path(), "--node", node_, "--state-dir", state_, "status", "--json"}, 20s);
+    EXPECT_EQ(json.status, 0) << json.output;
+    EXPECT_EQ(json.output, file.str());
+    RunResult text =
+        run_program({tool_path(), "--node", node_, "--state-dir", state_, "status"}, 20s);
+    EXPECT_EQ(text.status, 0) << text.output;
+    EXPECT_NE(text.output.find("open files: 1"), std::string::npos) << text.output;
+    EXPECT_NE(text.output.find("type 5: 1"), std::string::npos) << text.output;
+}
+
+TEST_F(NodeTest, ToolAllocPingAndHostAlloc) {
+    RunResult alloc = run_program({tool_path(), "--node", node_, "alloc", "1"}, 20s);
+    EXPECT_EQ(alloc.status, 0) << alloc.output;
+    EXPECT_NE(alloc.output.find("offset 0x3fffff000 size 4096"), std::string::npos) << alloc.output;
+    RunResult ping = run_program(
+        {tool_path(), "--node", node_, "ping", "--type", "6", "--metadata", "1", "--size", "100"},
+        20s);
+    EXPECT_EQ(ping.status, 0) << ping.output;
+    EXPECT_NE(ping.output.find("reply: offset 0x"), std::string::npos) << ping.output;
+    EXPECT_NE(ping.output.find("size 4096 metadata 0x0"), std::string::npos) << ping.output;
+    for (const char* flag : {"", "--shared-slots"}) {
+        std::vector<std::string> argv = {tool_path(), "--node", node_, "host-alloc", "64K"};
+        if (*flag) {
+            argv.push_back(flag);
+        }
+        RunResult host = run_program(argv, 20s);
+        EXPECT_EQ(host.status, 0) << host.output;
+        EXPECT_NE(host.output.find("offset 0x"), std::string::npos) << host.output;
+    }
+    auto s = wait_idle();
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+}
+
+// A child that takes every kind of resource, reports ready, and waits to be killed.
+pid_t spawn_resource_holder(const std::string& node, int ready_fd) {
+    pid_t pid = ::fork();
+    if (pid != 0) {
+        return pid;
+    }
+    auto five = client::HostMemoryAllocator::open(node, false);
+    auto six = client::HostMemoryAllocator::open(node, true);
+    auto plain = client::Session::open(node);
+    if (!five || !six || !plain) {
+        ::_exit(1);
+    }
+    auto a = five->allocate(8192);
+    auto b = six->allocate(4096);
+    auto c = plain->allocate(3 * 4096);
+    if (!a || !b || !c || !plain->claim(c->offset(), 4096)) {
+        ::_exit(1);
+    }
+    char ok = 1;
+    (void)!::write(ready_fd, &ok, 1);
+    while (true) {
+        ::pause();
+    }
+}
+
+TEST_F(NodeTest, ReleaseCleansUpAfterSigkill) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < 4; ++i) {
+        children.push_back(spawn_resource_holder(node_, fds[1]));
+    }
+    for (size_t i = 0; i < children.size(); ++i) {
+        char ok = 0;
+        ASSERT_EQ(::read(fds[0], &ok, 1), 1);
+    }
+    auto busy = read_status(state_, node_);
+    ASSERT_TRUE(busy);
+    EXPECT_EQ(busy->open_files, 12u);
+    EXPECT_EQ(busy->blocks, 8u);  // a type-5 block and a plain block per child
+    EXPECT_EQ(busy->claims, 8u);  // a type-6 slot claim and a plain claim per child
+    EXPECT_EQ(busy->contexts[5], 4u);
+    EXPECT_EQ(busy->contexts[6], 4u);
+    for (pid_t pid : children) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+    }
+    ::close(fds[0]);
+    ::close(fds[1]);
+    auto s = wait_idle();
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+}
+
+// Random UAPI traffic from one process; 0 if every answer was the expected one.
+int random_traffic(const std::string& node, unsigned seed, int ioctls) {
+    auto session = client::Session::open(node);
+    if (!session) {
+        return 1;
+    }
+    std::mt19937_64 rng(seed);
+    std::vector<uint64_t> blocks, claims;
+    for (int i = 0; i < ioctls; ++i) {
+        switch (rng() % 5) {
+            case 0: {
+                auto b = session->allocate_block(1 + rng() % 65536);
+                if (!b)
+                    return 2;
+                blocks.push_back(b->offset);
+                break;
+            }
+            case 1:
+                if (!blocks.empty()) {
+                    size_t k = rng() % blocks.size();
+                    if (!session->deallocate_block(blocks[k]))
+                        return 3;
+                    blocks.erase(blocks.begin() + static_cast<long>(k));
+                } else if (session->deallocate_block(rng()).error().value() != ENXIO) {
+                    return 4;
+                }
+                break;
+            case 2: {
+                auto p = session->ping(0xdead, rng() % 4096, 0);  // no context: create fails
+                if (!p || p->metadata != ~0ull)
+                    return 5;
+                break;
+            }
+            case 3: {
+                uint64_t offset = (rng() % (1u << 20)) * 4096;
+                auto r = session->claim_shared(offset, 4096);
+                bool overlaps = false;
+                for (uint64_t c : claims)
+                    overlaps |= c == offset;
+                if (r.has_value() == overlaps)
+                    return 6;
+                if (r)
+                    claims.push_back(offset);
+                break;
+            }
+            case 4:
+                if (!claims.empty()) {
+                    if (!session->unclaim_shared(claims.back()))
+                        return 7;
+                    claims.pop_back();
+                }
+                break;
+        }
+    }
+    return 0;  // whatever is left is freed by release
+}
+
+TEST_F(NodeTest, ManyProcessesLeaveNoLeak) {
+    constexpr int kProcesses = 16;
+    constexpr int kIoctls = 2500;
+    std::vector<pid_t> children;
+    for (int i = 0; i < kProcesses; ++i) {
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            ::_exit(random_traffic(node_, 1000 + i, kIoctls));
+        }
+        children.push_back(pid);
+    }
+    for (pid_t pid : children) {
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+    }
+    auto s = wait_idle();
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+    EXPECT_EQ(s->area_free_bytes, s->bar1_size);
+}
+
+TEST_F(NodeTest, SecondDaemonOnTheSamePathIsRefused) {
+    RunResult second = run_program({daemon_path(), "--node", node_, "--state-dir", state_}, 20s);
+    EXPECT_NE(second.status, 0);
+    EXPECT_NE(second.output.find("EBUSY"), std::string::npos) << second.output;
+    EXPECT_EQ(std::count(second.output.begin(), second.output.end(), '\n'), 1) << second.output;
+    // The first one is unaffected.
+    EXPECT_TRUE(client::Session::open(node_));
+}
+
+TEST_F(NodeTest, StopsCleanlyUnderLoadAndThePathCanBeServedAgain) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> errors_seen{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 4; ++i) {
+        clients.emplace_back([&] {
+            auto session = client::Session::open(node_);
+            if (!session) {
+                return;
+            }
+            while (!stop) {
+                if (!session->ping(5)) {  // ENODEV or ENOTCONN once the daemon goes
+                    ++errors_seen;
+                    return;
+                }
+            }
+        });
+    }
+    std::this_thread::sleep_for(100ms);
+    std::chrono::milliseconds took{};
+    EXPECT_EQ(daemon_->stop(SIGTERM, 5s, &took), 0);
+    EXPECT_LT(took, 2s);
+    stop = true;
+    for (std::thread& t : clients) {
+        t.join();  // no client hangs: each got an errno
+    }
+    EXPECT_EQ(errors_seen, 4);
+    struct stat st;
+    EXPECT_NE(::stat(node_.c_str(), &st), 0) << "the node was not taken away";
+
+    std::string out;
+    auto again = Daemon::start(node_, state_, {}, &out);
+    ASSERT_TRUE(again) << out;
+    EXPECT_TRUE(client::Session::open(node_));
+}
+
+TEST_F(NodeTest, SigkilledDaemonLeavesErrorsNotHangsAndThePathCanBeTakenAgain) {
+    auto session = client::Session::open(node_);
+    ASSERT_TRUE(session);
+    EXPECT_EQ(daemon_->stop(SIGKILL, 5s), -1 /* killed, not exited */);
+    auto reply = session->ping(5);
+    EXPECT_FALSE(reply);
+    std::string out;
+    auto again = Daemon::start(node_, state_, {}, &out);
+    ASSERT_TRUE(again) << out;
+    auto fresh = client::Session::open(node_);
+    ASSERT_TRUE(fresh);
+    EXPECT_TRUE(fresh->create_context(client::ContextType::kHostMemoryAllocator));
+}
+
+TEST(NodeDaemon, ModeAndGroupAreEnforcedByTheKernel) {
+    TempDir tmp;
+    ASSERT_TRUE(::chmod(tmp.path().c_str(), 0755) == 0);
+    std::string node = tmp.path() + "/node", state = tmp.path() + "/state";
+    auto daemon = Daemon::start(node, state, {"--mode", "0600"});
+    ASSERT_TRUE(daemon);
+    struct stat st;
+    ASSERT_EQ(::stat(node.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    // `nobody` is refused by the kernel's permission check.
+    RunResult denied = run_program({tool_path(), "--node", node, "alloc", "1"}, 20s, 65534);
+    EXPECT_NE(denied.status, 0);
+    EXPECT_NE(denied.output.find("Permission denied"), std::string::npos) << denied.output;
+    daemon.reset();
+
+    auto open_daemon = Daemon::start(node, state, {"--mode", "0666", "--group", "65534"});
+    ASSERT_TRUE(open_daemon);
+    ASSERT_EQ(::stat(node.c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, 65534u);
+    RunResult allowed = run_program({tool_path(), "--node", node, "alloc", "1"}, 20s, 65534);
+    EXPECT_EQ(allowed.status, 0) << allowed.output;
+}
+
+TEST(NodeDaemon, StartupErrorsAreOneLineAndNonZero) {
+    TempDir tmp;
+    std::string node = tmp.path() + "/node", state = tmp.path() + "/state";
+    RunResult bad = run_program({daemon_path(), "--node", node, "--bogus"}, 20s);
+    EXPECT_NE(bad.status, 0);
+    EXPECT_EQ(std::count(bad.output.begin(), bad.output.end(), '\n'), 1) << bad.output;
+    RunResult bad_mode = run_program({daemon_path(), "--node", node, "--mode", "999"}, 20s);
+    EXPECT_NE(bad_mode.status, 0);
+    EXPECT_EQ(std::count(bad_mode.output.begin(), bad_mode.output.end(), '\n'), 1)
+        << bad_mode.output;
+    RunResult not_root =
+        run_program({daemon_path(), "--node", node, "--state-dir", state}, 20s, 65534);
+    EXPECT_NE(not_root.status, 0);
+    EXPECT_NE(not_root.output.find("root"), std::string::npos) << not_root.output;
+    EXPECT_EQ(std::count(not_root.output.begin(), not_root.output.end(), '\n'), 1)
+        << not_root.output;
+    RunResult no_dir = run_program({daemon_path(), "--node", tmp.path() + "/missing/node"}, 20s);
+    EXPECT_NE(no_dir.status, 0);
+    EXPECT_EQ(std::count(no_dir.output.begin(), no_dir.output.end(), '\n'), 1) << no_dir.output;
+}
+
+}  // namespace
+}  // namespace gf::testing

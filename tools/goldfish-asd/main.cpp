@@ -1,0 +1,200 @@
+// goldfish-asd: builds the emulated machine, probes the driver on its goldfish
+// address space device, and serves the driver's files as a device node.
+#include <grp.h>
+#include <linux/goldfish_address_space.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "driver/driver.h"
+#include "node/fuse_node.h"
+#include "node/node_binding.h"
+#include "node/node_lock.h"
+#include "node/status.h"
+#include "pci/emulated/machine.h"
+
+namespace {
+
+// One line on stderr, exit status 1: every start-up failure ends here.
+[[noreturn]] void die(const std::string& message) {
+    std::fprintf(stderr, "goldfish-asd: %s\n", message.c_str());
+    std::exit(1);
+}
+
+std::string errno_text(const gf::Error& e) {
+    const char* name = e.value() == EBUSY    ? "EBUSY"
+                       : e.value() == ENOENT ? "ENOENT"
+                       : e.value() == EEXIST ? "EEXIST"
+                       : e.value() == EACCES ? "EACCES"
+                                             : nullptr;
+    std::string text = std::strerror(e.value());
+    return name != nullptr ? text + " (" + name + ")" : text;
+}
+
+bool parse_mode(const std::string& text, mode_t& mode) {
+    char* end = nullptr;
+    unsigned long v = std::strtoul(text.c_str(), &end, 8);
+    if (text.empty() || *end != '\0' || v > 07777) {
+        return false;
+    }
+    mode = static_cast<mode_t>(v);
+    return true;
+}
+
+bool parse_group(const std::string& text, gid_t& gid) {
+    char* end = nullptr;
+    unsigned long v = std::strtoul(text.c_str(), &end, 10);
+    if (!text.empty() && *end == '\0' && v < UINT32_MAX) {
+        gid = static_cast<gid_t>(v);
+        return true;
+    }
+    if (const group* g = ::getgrnam(text.c_str())) {
+        gid = g->gr_gid;
+        return true;
+    }
+    return false;
+}
+
+std::string hex(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"goldfish-asd: serves /dev/goldfish_address_space on the emulated device"};
+    std::string node = "/dev/" GOLDFISH_ADDRESS_SPACE_DEVICE_NAME;
+    std::string state_dir = "/run/goldfish-asd";
+    std::string mode_text = "0660", group_text = "0";
+    unsigned threads = 8;
+    uint64_t bar1_size = gf::device::DeviceConfig{}.bar1_size;
+    app.add_option("--node", node, "where to serve the node")->capture_default_str();
+    app.add_option("--mode", mode_text, "the node's mode (octal)")->capture_default_str();
+    app.add_option("--group", group_text, "the node's group (name or gid)")->capture_default_str();
+    app.add_option("--state-dir", state_dir, "locks and the FUSE directory")->capture_default_str();
+    app.add_option("--threads", threads, "FUSE worker threads")
+        ->check(CLI::Range(1u, 256u))
+        ->capture_default_str();
+    app.add_option("--bar1-size", bar1_size, "BAR1 size in bytes (a power of two)")
+        ->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        die(std::string(e.what()) + " (see --help)");
+    }
+    mode_t mode = 0;
+    gid_t gid = 0;
+    if (!parse_mode(mode_text, mode)) {
+        die("--mode " + mode_text + ": not an octal mode");
+    }
+    if (!parse_group(group_text, gid)) {
+        die("--group " + group_text + ": no such group");
+    }
+    if (::geteuid() != 0) {
+        die("must run as root: mounting FUSE and binding the node need it");
+    }
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) {
+        die("FUSE is unavailable: /dev/fuse: " + std::string(std::strerror(errno)) +
+            " (load the fuse module; Debian package fuse3)");
+    }
+    gf::Result<std::string> canonical = gf::node::canonical_node_path(node);
+    if (!canonical) {
+        die("--node " + node + ": " + errno_text(canonical.error()));
+    }
+    node = *canonical;
+
+    int holder = 0;
+    gf::Result<gf::node::NodeLock> lock = gf::node::NodeLock::acquire(state_dir, node, &holder);
+    if (!lock) {
+        die(node + " is already served by another daemon" +
+            (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) + ": " +
+            errno_text(lock.error()));
+    }
+
+    // Signals: SIGINT/SIGTERM are taken by this thread with sigwait; every thread
+    // started from here on inherits the blocked set. A client gone is not our death.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    gf::pci::emulated::MachineConfig machine_config;
+    machine_config.device.bar1_size = bar1_size;
+    auto machine = gf::pci::emulated::Machine::create(machine_config);
+    if (!machine) {
+        die("cannot build the emulated machine: " + errno_text(machine.error()));
+    }
+    auto driver = gf::driver::Driver::probe((*machine)->pci_device());
+    if (!driver) {
+        die("the driver did not bind to the emulated device: " + errno_text(driver.error()));
+    }
+
+    gf::node::Status fixed;
+    fixed.node = node;
+    fixed.device = "emulated";
+    fixed.bar1_phys_start = (*driver)->bar1_phys_start();
+    fixed.bar1_size = (*driver)->bar1_size();
+    gf::device::AddressSpaceDevice& device = (*machine)->device();
+    gf::driver::Driver& bound = **driver;
+    auto status = [&fixed, &device, &bound] {
+        gf::node::Status s = fixed;
+        gf::driver::DriverStats d = bound.stats();
+        gf::device::DeviceStats h = device.stats();
+        s.open_files = d.open_files;
+        s.blocks = d.blocks;
+        s.block_bytes = d.block_bytes;
+        s.claims = d.claims;
+        s.handles = h.handles;
+        s.contexts = h.contexts_by_type;
+        s.area_free_bytes = h.area_free_bytes;
+        return gf::node::to_json(s);
+    };
+
+    gf::node::FuseNodeConfig fuse_config;
+    fuse_config.mount_dir = lock->mount_dir();
+    fuse_config.mode = mode;
+    fuse_config.gid = gid;
+    fuse_config.threads = threads;
+    auto fuse = gf::node::FuseNode::mount(fuse_config, bound, status);
+    if (!fuse) {
+        die("cannot mount FUSE at " + lock->mount_dir() + ": " + errno_text(fuse.error()) +
+            " (is the fuse3 package installed and the fuse module loaded?)");
+    }
+    auto binding = gf::node::NodeBinding::bind((*fuse)->node_file(), node);
+    if (!binding) {
+        die("cannot bind the node at " + node + ": " + errno_text(binding.error()));
+    }
+    struct stat st;
+    if (::stat(node.c_str(), &st) != 0) {
+        die("the node at " + node + " does not answer: " + std::strerror(errno));
+    }
+    std::printf(
+        "goldfish-asd: serving %s on the emulated device 607d:f153 rev 1, BAR1 at %s "
+        "(%llu MiB)\n",
+        node.c_str(), hex(fixed.bar1_phys_start).c_str(),
+        static_cast<unsigned long long>(fixed.bar1_size >> 20));
+    std::fflush(stdout);
+
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0) {
+    }
+    // The driver's remove sequence, with the node taken away first: no new opens,
+    // running calls finish, live files are revoked, the device is disabled.
+    binding->unbind();
+    bound.remove();
+    (*fuse)->stop();
+    return 0;
+}
