@@ -11,6 +11,8 @@ packages=(
   libexpected-dev libcli11-dev nlohmann-json3-dev
   # the device node
   libfuse3-dev fuse3
+  # the device in a real virtual machine: QEMU 7.2, a guest kernel, busybox for its initramfs
+  qemu-system-x86 linux-image-amd64 busybox-static
 )
 
 if [ "$(id -u)" -ne 0 ]; then
