@@ -3,7 +3,18 @@
 #include <cerrno>
 #include <iterator>
 
+#include "base/checked.h"
+
 namespace gf::device {
+
+Result<uint64_t> guest_block_size(uint64_t size, uint64_t page) {
+    if (size == 0 || page == 0) {
+        return fail(EINVAL);
+    }
+    const uint64_t two_pages = GF_TRY(checked_mul(page, 2));
+    const uint64_t padded = GF_TRY(checked_add(size, two_pages - 2));
+    return padded - padded % page;
+}
 
 AreaAllocator::AreaAllocator(uint64_t area_size) : area_size_(area_size) {
     reset();

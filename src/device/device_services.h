@@ -1,0 +1,55 @@
+// What contexts may ask of the device: the emulator's "hardware functions" (spec/device.md
+// §5.6) plus the memory mapping table (§5.4). The device calls into contexts only with its
+// lock held, so every `_locked` method here runs under that lock.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "base/result.h"
+
+namespace gf::device {
+
+class SharedSlotsPool;
+
+// A range of BAR1 the guest reserved with ALLOCATE_BLOCK.
+struct GuestBlock {
+    uint64_t offset = 0;
+    uint64_t size = 0;
+};
+
+class DeviceServices {
+  public:
+    virtual ~DeviceServices();
+
+    virtual uint64_t bar1_size() const = 0;
+    // Granularity of host memory behind BAR1 (type 5/6 rounding, host regions).
+    virtual uint64_t host_page_size() const = 0;
+    // BAR1's guest-physical base: PHYS_START if the guest wrote one, else the VMM's placement.
+    virtual uint64_t phys_start_locked() const = 0;
+
+    // BAR1 offset of the guest-physical range [gpa, gpa + size); EFAULT unless it lies wholly
+    // inside BAR1. Guest-supplied addresses pass through here before anything trusts them.
+    Result<uint64_t> bar1_offset_locked(uint64_t gpa, uint64_t size) const;
+
+    // The guest block that contains BAR1 offset `offset`.
+    virtual std::optional<GuestBlock> guest_block_containing_locked(uint64_t offset) const = 0;
+
+    // A page-aligned BAR1 range for host use, from the allocator the guest's blocks use.
+    virtual Result<uint64_t> alloc_shared_host_region_locked(uint64_t size) = 0;
+    virtual Result<void> free_shared_host_region_locked(uint64_t offset) = 0;
+
+    // Backs [offset, offset + size) of BAR1 with host memory on behalf of `owner` (a handle,
+    // or MemoryMappingTable::kPoolOwner); EEXIST if any of it is backed already.
+    virtual Result<void> add_memory_mapping_locked(uint64_t offset, uint64_t size,
+                                                   uint32_t owner) = 0;
+    // Unbacks a mapping added with exactly these bounds and gives its pages back.
+    virtual Result<void> remove_memory_mapping_locked(uint64_t offset, uint64_t size) = 0;
+    // Zeroes (and un-residents) page-aligned backed memory that changes hands.
+    virtual void scrub_locked(uint64_t offset, uint64_t size) = 0;
+
+    // The device-wide pool behind type-6 contexts.
+    virtual SharedSlotsPool& shared_slots_pool_locked() = 0;
+};
+
+}  // namespace gf::device

@@ -1,0 +1,59 @@
+#include "device/guest_memory.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/checked.h"
+
+namespace gf::device {
+
+GuestMemory::~GuestMemory() = default;
+
+Result<std::unique_ptr<RamGuestMemory>> RamGuestMemory::create(uint64_t base, uint64_t size) {
+    if (size == 0 || !checked_add(base, size) || size > SIZE_MAX) {
+        return fail(EINVAL);
+    }
+    void* host = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (host == MAP_FAILED) {
+        return fail(ENOMEM);
+    }
+    return std::unique_ptr<RamGuestMemory>(
+        new RamGuestMemory(base, size, static_cast<std::byte*>(host)));
+}
+
+RamGuestMemory::~RamGuestMemory() {
+    munmap(host_, size_);
+}
+
+std::byte* RamGuestMemory::host_pointer(uint64_t gpa, uint64_t len) {
+    // gpa >= base_ first, so gpa - base_ cannot wrap; range_within checks the end.
+    if (gpa < base_ || !range_within(gpa - base_, len, size_)) {
+        return nullptr;
+    }
+    return host_ + (gpa - base_);
+}
+
+Result<void> RamGuestMemory::read(uint64_t gpa, std::span<std::byte> out) {
+    const std::byte* src = host_pointer(gpa, out.size());
+    if (src == nullptr) {
+        return fail(EFAULT);
+    }
+    // Sound: host_pointer checked the whole range lies inside our mapping.
+    std::memcpy(out.data(), src, out.size());
+    return {};
+}
+
+Result<void> RamGuestMemory::write(uint64_t gpa, std::span<const std::byte> in) {
+    std::byte* dst = host_pointer(gpa, in.size());
+    if (dst == nullptr) {
+        return fail(EFAULT);
+    }
+    // Sound: host_pointer checked the whole range lies inside our mapping.
+    std::memcpy(dst, in.data(), in.size());
+    return {};
+}
+
+}  // namespace gf::device

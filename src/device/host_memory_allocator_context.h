@@ -1,0 +1,38 @@
+// Type 5, HostMemoryAllocator (spec/device.md §8.1): backs a guest-chosen range of one of the
+// guest's blocks with host memory. Stricter than the emulator (§12.6): the range must be page
+// aligned, inside BAR1 and inside one allocated guest block.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+
+#include "device/context.h"
+
+namespace gf::device {
+
+class HostMemoryAllocatorContext : public Context {
+  public:
+    enum Command : uint64_t { Allocate = 1, Unallocate = 2 };
+
+    static Result<std::unique_ptr<Context>> create(const ContextParams& params);
+    // Unbacks everything this context still holds (fd close -> DESTROY_HANDLE).
+    ~HostMemoryAllocatorContext() override;
+
+    ContextType type() const override { return ContextType::HostMemoryAllocator; }
+    void perform_locked(PingInfo& info) override;
+    void on_block_deallocated_locked(uint64_t offset) override;
+
+  private:
+    HostMemoryAllocatorContext(uint32_t handle, DeviceServices& services)
+        : handle_(handle), services_(services) {}
+
+    Result<void> allocate_locked(uint64_t gpa, uint64_t size);
+    Result<void> unallocate_locked(uint64_t gpa);
+
+    uint32_t handle_;
+    DeviceServices& services_;
+    std::map<uint64_t, uint64_t> allocations_;  // BAR1 offset -> backed size
+};
+
+}  // namespace gf::device

@@ -1,0 +1,35 @@
+// Type 6, SharedSlotsHostMemoryAllocator (spec/device.md §8.2): pieces of the device-wide
+// slab pool; the ping returns the BAR1-relative offset, and only this context may free it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+
+#include "device/context.h"
+
+namespace gf::device {
+
+class SharedSlotsContext : public Context {
+  public:
+    enum Command : uint64_t { Allocate = 1, Unallocate = 2, CheckIfSharedSlotsSupported = 3 };
+
+    static Result<std::unique_ptr<Context>> create(const ContextParams& params);
+    // Returns every piece to the pool (fd close -> DESTROY_HANDLE), then lets the pool drop
+    // all but one empty slab.
+    ~SharedSlotsContext() override;
+
+    ContextType type() const override { return ContextType::SharedSlotsHostMemoryAllocator; }
+    void perform_locked(PingInfo& info) override;
+
+  private:
+    explicit SharedSlotsContext(DeviceServices& services) : services_(services) {}
+
+    Result<void> allocate_locked(PingInfo& info);
+    Result<void> unallocate_locked(uint64_t gpa);
+
+    DeviceServices& services_;
+    std::map<uint64_t, uint64_t> allocations_;  // BAR1 offset -> piece size
+};
+
+}  // namespace gf::device
