@@ -1,0 +1,240 @@
+#include "driver/file.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <utility>
+
+#include "base/checked.h"
+#include "base/scope_guard.h"
+#include "driver/hardware.h"
+#include "driver/runtime.h"
+
+namespace gf::driver {
+
+// The ping page is little-endian by contract; so is every host we build for.
+static_assert(std::endian::native == std::endian::little);
+static_assert(sizeof(goldfish_address_space_ping) == kPingRequestSize);
+
+namespace {
+
+// Copies the argument in, runs `op` on it and copies the result back; the
+// caller's bytes are untouched on failure.
+template <typename Arg, typename Op>
+int with_argument(std::span<std::byte> arg, Op&& op) {
+    if (arg.size() != sizeof(Arg)) {
+        return -EINVAL;
+    }
+    Arg value;
+    std::memcpy(&value, arg.data(), sizeof(Arg));
+    const Result<void> result = op(value);
+    if (!result) {
+        return result.error().negative();
+    }
+    std::memcpy(arg.data(), &value, sizeof(Arg));
+    return 0;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<File>> File::open(const std::shared_ptr<Runtime>& runtime) {
+    auto operation = GF_TRY(runtime->gate.enter());
+    pci::DmaPage ping_page = GF_TRY(pci::DmaPage::allocate(runtime->device));
+    const uint32_t handle = GF_TRY(runtime->controller.gen_handle());
+    ScopeGuard destroy_handle([&] { (void)runtime->controller.destroy_handle(handle); });
+    GF_TRY(runtime->controller.tell_ping_info_addr(handle, ping_page.phys_addr()));
+
+    auto file = std::make_shared<File>(PrivateTag{}, runtime, handle, std::move(ping_page));
+    // From here the file owns the handle: its release() destroys it.
+    destroy_handle.dismiss();
+    runtime->register_file(file.get());
+    runtime->open_files.fetch_add(1, std::memory_order_relaxed);
+    return file;
+}
+
+File::File(PrivateTag, std::shared_ptr<Runtime> runtime, uint32_t handle, pci::DmaPage ping_page)
+    : runtime_(std::move(runtime)), handle_(handle), ping_page_(std::move(ping_page)) {}
+
+File::~File() {
+    release();
+}
+
+int File::ioctl(uint32_t cmd, std::span<std::byte> arg) {
+    switch (cmd) {
+        case GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK:
+            return with_argument<goldfish_address_space_allocate_block>(
+                arg, [this](goldfish_address_space_allocate_block& block) -> Result<void> {
+                    block = GF_TRY(allocate_block(block.size));
+                    return {};
+                });
+        case GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK:
+            return with_argument<uint64_t>(
+                arg, [this](uint64_t& offset) { return deallocate_block(offset); });
+        case GOLDFISH_ADDRESS_SPACE_IOCTL_PING:
+            return with_argument<goldfish_address_space_ping>(
+                arg, [this](goldfish_address_space_ping& request) -> Result<void> {
+                    request = GF_TRY(ping(request));
+                    return {};
+                });
+        case GOLDFISH_ADDRESS_SPACE_IOCTL_CLAIM_SHARED:
+            return with_argument<goldfish_address_space_claim_shared>(
+                arg, [this](goldfish_address_space_claim_shared& claim) {
+                    return claim_shared(claim.offset, claim.size);
+                });
+        case GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED:
+            return with_argument<uint64_t>(
+                arg, [this](uint64_t& offset) { return unclaim_shared(offset); });
+        default:
+            return -ENOTTY;
+    }
+}
+
+Result<void> File::check_live_locked() const {
+    if (!live_) {
+        return fail(ENODEV);
+    }
+    return {};
+}
+
+Result<goldfish_address_space_allocate_block> File::allocate_block(uint64_t size) {
+    auto operation = GF_TRY(runtime_->gate.enter());
+    MutexLock lock(mutex_);
+    GF_TRY(check_live_locked());
+    if (blocks_.count() >= runtime_->config.max_blocks_per_file) {
+        return fail(ENOSPC);
+    }
+    Controller& controller = runtime_->controller;
+    const HostBlock block = GF_TRY(controller.allocate_block(size));
+    ScopeGuard free_on_host([&] { (void)controller.deallocate_block(block.offset); });
+
+    // Device-supplied: trusted only once it is a block of at least the size
+    // asked for, wholly inside BAR1.
+    if (block.size == 0 || block.size < size ||
+        !range_within(block.offset, block.size, runtime_->area_size)) {
+        return fail(EIO);
+    }
+    const uint64_t phys_addr = GF_TRY(checked_add(runtime_->area_phys_start, block.offset));
+    if (!blocks_.insert(block.offset, block.size)) {
+        // The device handed out a range this file already holds. If it is the
+        // same block, freeing it would free the one we track: keep it.
+        if (blocks_.find(block.offset)) {
+            free_on_host.dismiss();
+        }
+        return fail(EIO);
+    }
+    free_on_host.dismiss();
+    runtime_->blocks.fetch_add(1, std::memory_order_relaxed);
+    runtime_->block_bytes.fetch_add(block.size, std::memory_order_relaxed);
+
+    goldfish_address_space_allocate_block reply{};
+    reply.size = block.size;
+    reply.offset = block.offset;
+    reply.phys_addr = phys_addr;
+    return reply;
+}
+
+Result<void> File::deallocate_block(uint64_t offset) {
+    auto operation = GF_TRY(runtime_->gate.enter());
+    MutexLock lock(mutex_);
+    GF_TRY(check_live_locked());
+    const auto size = blocks_.find(offset);
+    if (!size) {
+        return fail(ENXIO);
+    }
+    // Host first: if it refuses, it still holds the block, so we keep tracking it.
+    GF_TRY(runtime_->controller.deallocate_block(offset));
+    blocks_.erase(offset);
+    runtime_->blocks.fetch_sub(1, std::memory_order_relaxed);
+    runtime_->block_bytes.fetch_sub(*size, std::memory_order_relaxed);
+    return {};
+}
+
+Result<goldfish_address_space_ping> File::ping(const goldfish_address_space_ping& request) {
+    auto operation = GF_TRY(runtime_->gate.enter());
+    MutexLock lock(mutex_);
+    GF_TRY(check_live_locked());
+    goldfish_address_space_ping header = request;
+    header.offset = GF_TRY(checked_add(request.offset, runtime_->area_phys_start));
+
+    // The page is ours alone under the file lock; the device touches it only
+    // during the PING register write below, which returns once it is done.
+    std::span<std::byte> page = ping_page_->bytes();
+    std::ranges::fill(page, std::byte{0});  // data_size (bytes 40..47) stays 0
+    std::memcpy(page.data(), &header, sizeof(header));
+    GF_TRY(runtime_->controller.ping(handle_));
+
+    goldfish_address_space_ping reply;
+    std::memcpy(&reply, page.data(), sizeof(reply));
+    return reply;
+}
+
+Result<void> File::claim_shared(uint64_t offset, uint64_t size) {
+    auto operation = GF_TRY(runtime_->gate.enter());
+    MutexLock lock(mutex_);
+    GF_TRY(check_live_locked());
+    // Unlike the C and Rust drivers, a claim must be a real range inside BAR1
+    // that overlaps none of this file's other claims (containment included).
+    if (size == 0 || !range_within(offset, size, runtime_->area_size) ||
+        claims_.overlaps(offset, size)) {
+        return fail(EINVAL);
+    }
+    if (claims_.count() >= runtime_->config.max_claims_per_file) {
+        return fail(ENOSPC);
+    }
+    claims_.insert(offset, size);
+    runtime_->claims.fetch_add(1, std::memory_order_relaxed);
+    return {};
+}
+
+Result<void> File::unclaim_shared(uint64_t offset) {
+    auto operation = GF_TRY(runtime_->gate.enter());
+    MutexLock lock(mutex_);
+    GF_TRY(check_live_locked());
+    if (!claims_.erase(offset)) {
+        return fail(ENXIO);
+    }
+    runtime_->claims.fetch_sub(1, std::memory_order_relaxed);
+    return {};
+}
+
+void File::release() {
+    {
+        // Once unbind has started it revokes this file itself (the file stays
+        // listed until the unregister below), so only a running driver is told.
+        auto operation = runtime_->gate.enter();
+        if (operation) {
+            MutexLock lock(mutex_);
+            cleanup_locked();
+        }
+    }
+    runtime_->unregister_file(this);
+}
+
+void File::revoke() {
+    MutexLock lock(mutex_);
+    cleanup_locked();
+}
+
+void File::cleanup_locked() {
+    if (!live_) {
+        return;
+    }
+    live_ = false;
+    Controller& controller = runtime_->controller;
+    // Handle first, then blocks, as the C and Rust drivers. A host refusal
+    // cannot be acted on here: the file is going away either way.
+    (void)controller.destroy_handle(handle_);
+    for (const auto& [offset, size] : blocks_.ranges()) {
+        (void)controller.deallocate_block(offset);
+        runtime_->blocks.fetch_sub(1, std::memory_order_relaxed);
+        runtime_->block_bytes.fetch_sub(size, std::memory_order_relaxed);
+    }
+    blocks_.clear();
+    // Claims are host-owned ranges: dropping the bookkeeping is all there is.
+    runtime_->claims.fetch_sub(claims_.count(), std::memory_order_relaxed);
+    claims_.clear();
+    ping_page_.reset();
+    runtime_->open_files.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace gf::driver

@@ -1,0 +1,75 @@
+// UniqueFd and Mapping: the move-only owners of a file descriptor and of an
+// mmap'ed range, so the sysfs backend never pairs close/munmap by hand.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <utility>
+
+namespace gf::pci::sysfs {
+
+class UniqueFd {
+  public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+
+    int get() const { return fd_; }
+    bool valid() const { return fd_ >= 0; }
+    void reset() {
+        if (fd_ >= 0) {
+            ::close(std::exchange(fd_, -1));
+        }
+    }
+
+  private:
+    int fd_ = -1;
+};
+
+// An mmap'ed range; unmapped when destroyed. An empty Mapping owns nothing.
+class Mapping {
+  public:
+    Mapping() = default;
+    Mapping(void* address, size_t length) : address_(address), length_(length) {}
+    Mapping(Mapping&& other) noexcept
+        : address_(std::exchange(other.address_, nullptr)),
+          length_(std::exchange(other.length_, 0)) {}
+    Mapping& operator=(Mapping&& other) noexcept {
+        if (this != &other) {
+            reset();
+            address_ = std::exchange(other.address_, nullptr);
+            length_ = std::exchange(other.length_, 0);
+        }
+        return *this;
+    }
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping() { reset(); }
+
+    std::byte* data() const { return static_cast<std::byte*>(address_); }
+    size_t length() const { return length_; }
+    bool empty() const { return address_ == nullptr; }
+    void reset() {
+        if (address_ != nullptr) {
+            ::munmap(std::exchange(address_, nullptr), std::exchange(length_, 0));
+        }
+    }
+
+  private:
+    void* address_ = nullptr;
+    size_t length_ = 0;
+};
+
+}  // namespace gf::pci::sysfs
