@@ -52,8 +52,7 @@ Result<BarResources> parse_resource_file(std::string_view text, std::string* mes
         ++number;
         const auto parsed = parse_line(line);
         if (!parsed) {
-            return fail_with(message, EINVAL,
-                             describe(number, line, "is not three 0x-hex fields"));
+            return fail_with(message, EINVAL, describe(number, line, "is not three 0x-hex fields"));
         }
         if (number > kNumBars) {
             continue;  // ROM and bridge windows: shape checked, not used
