@@ -214,7 +214,7 @@ Result<DmaBuffer> SysfsBackend::allocate_dma_page() {
     const DmaBuffer buffer{page.data(), parts_.page_size, phys,
                            reinterpret_cast<std::uintptr_t>(page.data())};
     MutexLock lock(dma_mutex_);
-    dma_pages_.emplace(page.data(), std::move(page));
+    dma_pages_.emplace(buffer.data, std::move(page));
     return buffer;
 }
 
