@@ -2,6 +2,7 @@
 // mappings, the one-owner lock, pagemap translation and ping pages.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -415,6 +416,36 @@ TEST(RealPagemapTest, HugetlbPreferenceFallsBackToANormalPage) {
     if (page->hugetlb()) {
         EXPECT_EQ(*phys % kHugePageSize, 0u);
     }
+}
+
+TEST(RealPagemapTest, UnprivilegedReaderGetsTheZeroFrameError) {
+    // The kernel decides at open whether the reader may see frame numbers; in
+    // a child that has dropped to nobody, the real pagemap gives frame 0.
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        if (::geteuid() == 0 && ::setresuid(65534, 65534, 65534) != 0) {
+            ::_exit(10);
+        }
+        // Changing uid made the process undumpable, which hides /proc/self
+        // from it altogether; a real unprivileged daemon is dumpable.
+        if (::prctl(PR_SET_DUMPABLE, 1) != 0) {
+            ::_exit(13);
+        }
+        const size_t page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+        std::string message;
+        auto page = LockedPage::allocate(page_size, /*prefer_hugetlb=*/false, &message);
+        auto pagemap = Pagemap::open("/proc/self/pagemap", page_size, &message);
+        if (!page || !pagemap) {
+            ::_exit(11);
+        }
+        const auto phys = pagemap->physical_address(page->data(), &message);
+        ::_exit(!phys && phys.error() == Error(EPERM) ? 0 : 12);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 class RealDmaPageTest : public BackendTest {
