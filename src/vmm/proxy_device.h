@@ -1,0 +1,97 @@
+// One goldfish address space device served to QEMU's `x-pci-proxy-dev` (spec/vmm.md §1).
+//
+// It owns the device model (src/device), the guest RAM that QEMU shares with it, and the
+// PCI config space the guest sees. serve() answers one connection's messages in order:
+// config accesses go to the config space, BAR accesses are turned from absolute addresses
+// into BAR offsets and BAR0's go to the device model's registers, SYNC_SYSMEM replaces the
+// guest RAM the device reads ping pages from, DEVICE_RESET resets both.
+//
+// BAR1 is a 32-bit memory BAR here, because the proxy registers nothing else; it is
+// address space only (every BAR access is a message; nothing can be mapped there).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "base/mutex.h"
+#include "base/result.h"
+#include "device/address_space_device.h"
+#include "vmm/memfd_guest_memory.h"
+#include "vmm/message_channel.h"
+#include "vmm/pci_config_space.h"
+#include "vmm/unique_fd.h"
+
+namespace gf::vmm {
+
+struct ProxyDeviceConfig {
+    static constexpr uint64_t kDefaultBar1Size = 256ull << 20;
+    static constexpr uint64_t kMaxBar1Size = 2ull << 30;
+
+    // A power of two from one host page to 2 GiB.
+    uint64_t bar1_size = kDefaultBar1Size;
+    uint32_t host_page_size = 4096;
+    // Gets one line per notable event (RAM layout, BAR placement, resets, stray accesses)
+    // when set; the device says nothing otherwise.
+    std::function<void(std::string_view)> trace;
+};
+
+struct ProxyStats {
+    uint64_t messages = 0;
+    uint64_t config_reads = 0;
+    uint64_t config_writes = 0;
+    uint64_t bar_reads = 0;
+    uint64_t bar_writes = 0;
+    uint64_t stray_bar_accesses = 0;  // not inside a placed BAR0/BAR1, or decoding off
+    uint64_t sysmem_syncs = 0;
+    uint64_t irqfd_updates = 0;
+    uint64_t resets = 0;
+};
+
+class ProxyDevice {
+  public:
+    // EINVAL for a BAR1 size or page size the device cannot have.
+    static Result<std::unique_ptr<ProxyDevice>> create(ProxyDeviceConfig config);
+    ~ProxyDevice();
+    ProxyDevice(const ProxyDevice&) = delete;
+    ProxyDevice& operator=(const ProxyDevice&) = delete;
+
+    // Serves one connection until the peer closes it (peer_closed) or breaks the protocol
+    // (protocol_error, io_error); the socket is closed on return. A broken message changes
+    // nothing in the device, so another connection may be served afterwards. One
+    // connection at a time.
+    ConnectionEnd serve(UniqueFd socket);
+
+    device::AddressSpaceDevice& device() { return *device_; }
+    MemfdGuestMemory& guest_memory() { return *memory_; }
+    ProxyStats stats() const GF_EXCLUDES(mutex_);
+    uint32_t config_read(uint32_t address, int length) const GF_EXCLUDES(mutex_);
+
+  private:
+    ProxyDevice(ProxyDeviceConfig config, std::unique_ptr<MemfdGuestMemory> memory,
+                std::unique_ptr<device::AddressSpaceDevice> device, PciConfigSpace config_space);
+
+    // The reply to send, if the command has one.
+    ConnectionResult<std::optional<uint64_t>> handle(Message& message) GF_EXCLUDES(mutex_);
+    ConnectionResult<void> sync_sysmem(Message& message) GF_EXCLUDES(mutex_);
+    void config_write(const ConfigAccess& access) GF_EXCLUDES(mutex_);
+    uint64_t bar_access(const BarAccess& access, bool write) GF_EXCLUDES(mutex_);
+    void reset() GF_EXCLUDES(mutex_);
+    void trace(std::string_view line) const;
+
+    const ProxyDeviceConfig config_;
+    // Declared before device_: the device reads guest RAM until it is destroyed.
+    std::unique_ptr<MemfdGuestMemory> memory_;
+    std::unique_ptr<device::AddressSpaceDevice> device_;
+
+    mutable Mutex mutex_;
+    PciConfigSpace config_space_ GF_GUARDED_BY(mutex_);
+    ProxyStats stats_ GF_GUARDED_BY(mutex_);
+    // Held so QEMU's eventfds stay valid; the device raises no interrupts (drivers poll
+    // STATUS right after each synchronous command).
+    UniqueFd irq_fd_ GF_GUARDED_BY(mutex_);
+    UniqueFd irq_resample_fd_ GF_GUARDED_BY(mutex_);
+};
+
+}  // namespace gf::vmm
