@@ -156,8 +156,9 @@ Result<goldfish_address_space_ping> File::ping(const goldfish_address_space_ping
     goldfish_address_space_ping header = request;
     header.offset = GF_TRY(checked_add(request.offset, runtime_->area_phys_start));
 
-    // The page is ours alone under the file lock; the device touches it only
-    // during the PING register write below, which returns once it is done.
+    // A live file always has its page. The page is ours alone under the file
+    // lock; the device touches it only during the PING register write below,
+    // which returns once the device is done.
     std::span<std::byte> page = ping_page_->bytes();
     std::ranges::fill(page, std::byte{0});  // data_size (bytes 40..47) stays 0
     std::memcpy(page.data(), &header, sizeof(header));
@@ -199,15 +200,17 @@ Result<void> File::unclaim_shared(uint64_t offset) {
 
 void File::release() {
     {
-        // Once unbind has started it revokes this file itself (the file stays
-        // listed until the unregister below), so only a running driver is told.
+        // The usual path, without the runtime-wide lock.
         auto operation = runtime_->gate.enter();
         if (operation) {
             MutexLock lock(mutex_);
             cleanup_locked();
         }
     }
-    runtime_->unregister_file(this);
+    // Once unbind has started the gate refuses us; retiring then cleans up
+    // under the file list's lock, before unbind's revocation reaches this file
+    // (and while BAR0 is still mapped) or after it (a no-op).
+    runtime_->retire_file(this);
 }
 
 void File::revoke() {

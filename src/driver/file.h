@@ -67,7 +67,9 @@ class File {
 
     static Result<std::shared_ptr<File>> open(const std::shared_ptr<Runtime>& runtime);
 
-    // Called by the runtime at unbind, with the gate closed and drained.
+    // Cleans up without passing the gate: called by the runtime, under its
+    // file list lock, while BAR0 is still mapped (unbind's revocation, or a
+    // release that unbind has not reached yet).
     void revoke();
     Result<void> check_live_locked() const GF_REQUIRES(mutex_);
     void cleanup_locked() GF_REQUIRES(mutex_);

@@ -19,9 +19,11 @@ void Runtime::register_file(File* file) {
     files_.insert(file);
 }
 
-void Runtime::unregister_file(File* file) {
+void Runtime::retire_file(File* file) {
     MutexLock lock(files_mutex_);
-    files_.erase(file);
+    if (files_.erase(file) != 0) {
+        file->revoke();
+    }
 }
 
 void Runtime::revoke_all_files() {

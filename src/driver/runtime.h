@@ -24,10 +24,11 @@ struct Runtime {
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
 
-    // The files register themselves (open) and unregister themselves
-    // (release, which their destructor runs).
+    // A file registers itself at open and retires itself in release() (which
+    // its destructor runs); retiring cleans up a file that unbind has not
+    // revoked yet, since release cannot pass the closed gate to do so itself.
     void register_file(File* file) GF_EXCLUDES(files_mutex_);
-    void unregister_file(File* file) GF_EXCLUDES(files_mutex_);
+    void retire_file(File* file) GF_EXCLUDES(files_mutex_);
     // Unbind: destroy every live file's handle and free its blocks. The gate
     // is closed and drained, so no file call runs concurrently.
     void revoke_all_files() GF_EXCLUDES(files_mutex_);
@@ -50,7 +51,7 @@ struct Runtime {
 
   private:
     Mutex files_mutex_;
-    // Not owned: a File removes itself in release() under files_mutex_ before
+    // Not owned: a File retires itself in release() under files_mutex_ before
     // it is destroyed, so every pointer here is alive while the mutex is held.
     std::unordered_set<File*> files_ GF_GUARDED_BY(files_mutex_);
 };

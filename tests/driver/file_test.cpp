@@ -1,9 +1,11 @@
 // Open, each ioctl and release against the recording mock: the register
 // traffic of spec/driver.md §3.4-§3.6 (Rust v3 order), and each failure path.
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <thread>
 
 #include "driver/file.h"
 #include "driver/mock_device.h"
@@ -23,12 +25,7 @@ using Events = std::vector<std::string>;
 constexpr uint32_t kHandle = 7;  // the scripted device's first handle
 
 Events open_sequence(uint32_t handle, uint64_t page) {
-    return {"dma_alloc " + std::string("0x") +
-                [&] {
-                    char b[20];
-                    std::snprintf(b, sizeof(b), "%llx", static_cast<unsigned long long>(page));
-                    return std::string(b);
-                }(),
+    return {"dma_alloc " + pci::testing::hex(page),
             W(Register::kCommand, Command::kGenHandle),
             R(Register::kHandle, handle),
             W(Register::kHandle, handle),
@@ -392,6 +389,42 @@ TEST_F(FileTest, RemoveRevokesLiveFiles) {
     file.reset();
     driver.reset();
     EXPECT_TRUE(events().empty());
+    EXPECT_EQ(mock->live_dma_pages(), 0u);
+}
+
+// A release that arrives after unbind closed the gate but before it revoked
+// the file must still destroy the handle (it once only unlisted the file).
+TEST_F(FileTest, ReleaseWhileUnbindWaitsStillCleansUp) {
+    auto file = open(*driver);
+    ASSERT_TRUE(file->allocate_block(4096));
+    const uint32_t handle = file->handle();
+    std::atomic<bool> in_open{false};
+    std::atomic<bool> proceed{false};
+    mock->on_dma_alloc = [&] {
+        in_open = true;
+        while (!proceed) {
+            std::this_thread::yield();
+        }
+    };
+    // An open in flight holds unbind in its wait for running calls.
+    std::thread opener([&] { auto late = driver->open(); });
+    while (!in_open) {
+        std::this_thread::yield();
+    }
+    std::thread unbind([&] { driver->remove(); });
+    while (file->unclaim_shared(0x123).error() != Error(ENODEV)) {
+        std::this_thread::yield();  // until the gate is closed
+    }
+    file->release();
+    EXPECT_EQ(destroyed_handles, (std::vector<uint32_t>{handle}));
+    EXPECT_EQ(deallocated_offsets, (std::vector<uint64_t>{0x2000}));
+    proceed = true;
+    opener.join();
+    unbind.join();
+    EXPECT_EQ(destroyed_handles.size(), 2u) << "the late open was revoked by unbind";
+    const DriverStats stats = driver->stats();
+    EXPECT_EQ(stats.open_files, 0u);
+    EXPECT_EQ(stats.blocks, 0u);
     EXPECT_EQ(mock->live_dma_pages(), 0u);
 }
 

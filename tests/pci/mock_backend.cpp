@@ -5,13 +5,11 @@
 
 namespace gf::pci::testing {
 
-namespace {
-std::string hex(uint64_t v) {
+std::string hex(uint64_t value) {
     char buffer[32];
-    std::snprintf(buffer, sizeof(buffer), "0x%llx", static_cast<unsigned long long>(v));
+    std::snprintf(buffer, sizeof(buffer), "0x%llx", static_cast<unsigned long long>(value));
     return buffer;
 }
-}  // namespace
 
 std::string read_event(uint64_t offset, uint32_t value) {
     return "R " + hex(offset) + " = " + hex(value);
@@ -170,6 +168,9 @@ void MockBackend::write32(const BarMapping& mapping, uint64_t offset, uint32_t v
 }
 
 Result<DmaBuffer> MockBackend::allocate_dma_page() {
+    if (on_dma_alloc) {
+        on_dma_alloc();
+    }
     std::lock_guard lock(mutex_);
     if (fail_dma) {
         log("dma_alloc failed");

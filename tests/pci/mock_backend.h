@@ -34,6 +34,9 @@ class MockBackend : public Backend {
     // Called after each register write, with the lock held: lets a test play
     // the device (answer a COMMAND, corrupt a read-back, inspect a ping page).
     std::function<void(MockBackend&, uint64_t offset, uint32_t value)> on_write;
+    // Called at the start of each DMA allocation, without the lock: lets a
+    // test hold an operation (open) in flight.
+    std::function<void()> on_dma_alloc;
 
     void set_ids(uint16_t vendor, uint16_t device, uint8_t revision);
 
@@ -80,6 +83,7 @@ class MockBackend : public Backend {
 };
 
 // Formatting shared by the mock's log and the tests' expectations.
+std::string hex(uint64_t value);  // "0x1f"
 std::string read_event(uint64_t offset, uint32_t value);
 std::string write_event(uint64_t offset, uint32_t value);
 

@@ -1,0 +1,59 @@
+// The machine slot the device model sits in, as the driver's pci::Backend:
+// a type-0 configuration space, BAR0 and BAR1 at the guest-physical addresses
+// the machine assigned, BAR accesses forwarded to the device model while
+// memory decode is on, and DMA pages from guest RAM.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "base/mutex.h"
+#include "device/address_space_device.h"
+#include "pci/backend.h"
+#include "pci/emulated/page_allocator.h"
+
+namespace gf::pci::emulated {
+
+// PCI command register bits.
+inline constexpr uint16_t kCommandMemorySpace = 0x2;
+inline constexpr uint16_t kCommandBusMaster = 0x4;
+
+class SlotBackend : public Backend {
+  public:
+    // `device` and `pages` must outlive the backend.
+    SlotBackend(device::AddressSpaceDevice& device, PageAllocator& pages, uint64_t bar0_address,
+                uint64_t bar1_address);
+
+    Result<void> config_read(uint32_t offset, std::span<std::byte> out) override;
+    // Only the command register is writable; other writes are dropped, as a
+    // device ignores writes to read-only fields.
+    Result<void> config_write(uint32_t offset, std::span<const std::byte> in) override;
+    Result<void> enable() override;
+    void disable() override;
+    BarResource bar_resource(unsigned bar) override;
+    Result<BarMapping> map_bar(unsigned bar) override;
+    void unmap_bar(const BarMapping& mapping) override;
+    // With memory decode off, reads are all-ones and writes vanish (a master
+    // abort), so a driver that forgot to enable the device finds out.
+    uint32_t read32(const BarMapping& mapping, uint64_t offset) override;
+    void write32(const BarMapping& mapping, uint64_t offset, uint32_t value) override;
+    Result<DmaBuffer> allocate_dma_page() override;
+    void free_dma_page(const DmaBuffer& buffer) override;
+    size_t page_size() const override { return pages_.page_size(); }
+
+  private:
+    void set_command_locked(uint16_t command) GF_REQUIRES(config_mutex_);
+
+    device::AddressSpaceDevice& device_;
+    PageAllocator& pages_;
+    const BarResource bar0_;
+    const BarResource bar1_;
+    // Read on every register access without the config lock.
+    std::atomic<bool> memory_decode_{false};
+    Mutex config_mutex_;
+    std::array<std::byte, 256> config_ GF_GUARDED_BY(config_mutex_){};
+};
+
+}  // namespace gf::pci::emulated
