@@ -5,8 +5,6 @@
 //   goldfish-vmm-device -- QEMU ARGS...   make the socketpair, run QEMU with the proxy
 //                                         device appended, serve in a child process
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -82,7 +80,7 @@ bool is_socket(int fd) {
 
 // Forks the device server and execs QEMU with the proxy device on the other end of a
 // socketpair. QEMU keeps this process's pid (and so the terminal and exit status); the
-// server is its child and ends when QEMU closes the socket or dies.
+// server is its child and ends when QEMU's end of the socket closes.
 [[noreturn]] void run_qemu(std::unique_ptr<gf::vmm::ProxyDevice> device,
                            std::vector<std::string> qemu, const std::string& id) {
     int fds[2];
@@ -91,18 +89,14 @@ bool is_socket(int fd) {
     }
     gf::vmm::UniqueFd qemu_end(fds[0]);
     gf::vmm::UniqueFd device_end(fds[1]);
-    const pid_t qemu_pid = ::getpid();
     const pid_t child = ::fork();
     if (child < 0) {
         die(std::string("fork: ") + std::strerror(errno));
     }
     if (child == 0) {
+        // QEMU's end closes whenever QEMU exits or is killed (or its exec fails), so the
+        // server always sees EOF and ends by itself, logging how it went.
         qemu_end.reset();
-        // If QEMU is killed before it even opened the socket, do not linger.
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (::getppid() != qemu_pid) {
-            std::_Exit(1);
-        }
         std::exit(serve(*device, std::move(device_end)));
     }
     device_end.reset();

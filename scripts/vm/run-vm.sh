@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Boots a VM in Debian 12's QEMU (7.2) with the goldfish address space device attached
+# through QEMU's multi-process protocol (x-pci-proxy-dev, spec/vmm.md §1): console on
+# stdio, -nographic, guest RAM in a shared memfd so the device can read ping pages.
+#
+#   run-vm.sh --initrd INITRAMFS [--kernel VMLINUZ] [--append "KERNEL ARGS"]
+#             [--memory 512M] [--bar1-size 256M] [--cpus 1] [--accel tcg|kvm|auto]
+#             [--device-bin PATH] [--trace] [-- EXTRA QEMU ARGS...]
+#
+# Defaults: the newest /boot/vmlinuz-*, "console=ttyS0 panic=-1", no network, no reboot
+# (the VM ends when the guest powers off or its init exits), TCG. --accel kvm is faster
+# where KVM really runs guests; auto tries KVM and falls back to TCG if KVM cannot start
+# (a nested /dev/kvm that opens but then hangs the guest is not detected: hence TCG).
+# Quit an interactive VM with Ctrl-A X. The exit status is QEMU's.
+set -euo pipefail
+
+usage() {
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+die() { echo "run-vm: $*" >&2; exit 1; }
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+kernel="" initrd="" append="" memory=512M bar1=256M cpus=1 accel=tcg device_bin="" trace=()
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kernel) kernel="$2"; shift 2 ;;
+    --initrd) initrd="$2"; shift 2 ;;
+    --append) append="$2"; shift 2 ;;
+    --memory) memory="$2"; shift 2 ;;
+    --bar1-size) bar1="$2"; shift 2 ;;
+    --cpus) cpus="$2"; shift 2 ;;
+    --accel) accel="$2"; shift 2 ;;
+    --device-bin) device_bin="$2"; shift 2 ;;
+    --trace) trace=(--trace); shift ;;
+    -h|--help) usage ;;
+    --) shift; extra=("$@"); break ;;
+    *) echo "run-vm: unknown argument $1" >&2; usage ;;
+  esac
+done
+
+[ -n "$initrd" ] || die "--initrd is required (scripts/vm/make-initramfs.sh builds one)"
+[ -r "$initrd" ] || die "cannot read the initramfs $initrd"
+if [ -z "$kernel" ]; then
+  kernel=$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$kernel" ] || die "no /boot/vmlinuz-*: install linux-image-amd64 or pass --kernel"
+fi
+# Debian installs kernels readable by root only.
+[ -r "$kernel" ] || die "cannot read the kernel $kernel (Debian's are mode 0600: copy it, or run as root)"
+
+qemu=$(command -v qemu-system-x86_64 || true)
+[ -n "$qemu" ] || die "qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)"
+
+if [ -z "$device_bin" ]; then
+  for candidate in "${GF_VMM_DEVICE:-}" "$repo/build/release/src/vmm/goldfish-vmm-device" \
+                   "$(command -v goldfish-vmm-device || true)"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ]; then device_bin="$candidate"; break; fi
+  done
+  [ -n "$device_bin" ] || die "goldfish-vmm-device not found: build it (cmake --preset release && cmake --build --preset release) or pass --device-bin"
+fi
+
+case "$accel" in
+  auto)
+    # QEMU tries the accelerators in order, so a /dev/kvm that cannot run guests falls back.
+    if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel_args=(-accel kvm -accel tcg); else accel_args=(-accel tcg); fi ;;
+  kvm|tcg) accel_args=(-accel "$accel") ;;
+  *) die "--accel is auto, kvm or tcg" ;;
+esac
+
+# The proxy device is appended by goldfish-vmm-device, which runs QEMU in its own process
+# (so QEMU keeps the terminal and the exit status) and serves the device from a child.
+exec "$device_bin" --bar1-size "$bar1" "${trace[@]}" -- \
+  "$qemu" \
+  -machine pc,memory-backend=mem \
+  -object "memory-backend-memfd,id=mem,size=$memory,share=on" \
+  -m "$memory" \
+  "${accel_args[@]}" \
+  -smp "$cpus" \
+  -nographic -no-reboot -nic none \
+  -kernel "$kernel" -initrd "$initrd" \
+  -append "console=ttyS0 panic=-1${append:+ $append}" \
+  "${extra[@]}"
