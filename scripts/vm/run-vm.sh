@@ -60,6 +60,12 @@ if [ -z "$device_bin" ]; then
   [ -n "$device_bin" ] || die "goldfish-vmm-device not found: build it (cmake --preset release && cmake --build --preset release) or pass --device-bin"
 fi
 
+# QEMU 7.2's proxy computes a BAR's size in a signed int, so a 2 GiB BAR1 aborts QEMU
+# (pci_register_bar: is_power_of_2); 1 GiB is the largest that works.
+bar1_bytes=$(numfmt --from=iec "${bar1^^}" 2>/dev/null || true)
+[ -n "$bar1_bytes" ] || die "--bar1-size $bar1: not a size"
+[ "$bar1_bytes" -le $((1 << 30)) ] || die "--bar1-size $bar1: QEMU 7.2's x-pci-proxy-dev cannot register a BAR above 1G"
+
 case "$accel" in
   auto)
     # QEMU tries the accelerators in order, so a /dev/kvm that cannot run guests falls back.
