@@ -20,6 +20,7 @@
 
 #include "driver/driver.h"
 #include "node/fuse_node.h"
+#include "node/fuse_workers.h"
 #include "pci/emulated/machine.h"
 
 namespace {
@@ -64,9 +65,11 @@ void empty_ioctl(fuse_req_t req, fuse_ino_t, unsigned int, void*, fuse_file_info
     fuse_reply_ioctl(req, 0, zeros, std::min(out_bufsz, sizeof zeros));
 }
 
+// Served by the node's own worker pool (the fair baseline) or by libfuse's
+// fuse_session_loop_mt (for reference).
 class EmptyFs {
   public:
-    explicit EmptyFs(const std::string& dir) : dir_(dir) {
+    EmptyFs(const std::string& dir, bool libfuse_loop) : dir_(dir) {
         std::filesystem::create_directories(dir);
         static fuse_lowlevel_ops ops = [] {
             fuse_lowlevel_ops o{};
@@ -83,6 +86,10 @@ class EmptyFs {
             return;
         }
         mounted_ = true;
+        if (!libfuse_loop) {
+            workers_ = std::make_unique<gf::node::FuseWorkers>(session_, 8);
+            return;
+        }
         loop_ = std::thread([this] {
             fuse_loop_config* config = fuse_loop_cfg_create();
             fuse_session_loop_mt(session_, config);
@@ -90,10 +97,13 @@ class EmptyFs {
         });
     }
     ~EmptyFs() {
+        workers_.reset();
         if (mounted_) {
             fuse_session_exit(session_);
-            fuse_session_unmount(session_);  // no file is open: the loop sees ENODEV
-            loop_.join();
+            fuse_session_unmount(session_);  // no file is open: a libfuse loop sees ENODEV
+            if (loop_.joinable()) {
+                loop_.join();
+            }
         }
         if (session_ != nullptr) {
             fuse_session_destroy(session_);
@@ -106,6 +116,7 @@ class EmptyFs {
     std::string dir_;
     fuse_session* session_ = nullptr;
     bool mounted_ = false;
+    std::unique_ptr<gf::node::FuseWorkers> workers_;
     std::thread loop_;
 };
 
@@ -143,17 +154,20 @@ struct Fixture {
     Fixture() {
         char templ[] = "/tmp/gf-node-bench-XXXXXX";
         root = ::mkdtemp(templ);
-        empty = std::make_unique<EmptyFs>(root + "/empty");
+        empty = std::make_unique<EmptyFs>(root + "/empty", false);
+        libfuse_empty = std::make_unique<EmptyFs>(root + "/libfuse-empty", true);
         node = std::make_unique<Node>(root + "/node");
     }
     ~Fixture() {
         node.reset();
         empty.reset();
+        libfuse_empty.reset();
         std::error_code ec;
         std::filesystem::remove_all(root, ec);
     }
     std::string root;
     std::unique_ptr<EmptyFs> empty;
+    std::unique_ptr<EmptyFs> libfuse_empty;
     std::unique_ptr<Node> node;
 };
 
@@ -214,6 +228,14 @@ void BM_EmptyFusePing(benchmark::State& state) {
     ::close(fd);
 }
 
+void BM_EmptyFusePingLibfuseLoop(benchmark::State& state) {
+    int fd = open_or_skip(state, fixture().libfuse_empty->file());
+    if (fd < 0)
+        return;
+    ping_loop(state, fd);
+    ::close(fd);
+}
+
 void BM_NodePing(benchmark::State& state) {
     int fd = open_or_skip(state, fixture().node->fuse ? fixture().node->fuse->node_file() : "");
     if (fd < 0)
@@ -246,6 +268,7 @@ void BM_NodeAllocateDeallocate(benchmark::State& state) {
     ::close(fd);
 }
 
+BENCHMARK(BM_EmptyFusePingLibfuseLoop)->UseRealTime();
 BENCHMARK(BM_EmptyFusePing)->UseRealTime();
 BENCHMARK(BM_NodePing)->UseRealTime();
 BENCHMARK(BM_EmptyFuseAllocateDeallocate)->UseRealTime();

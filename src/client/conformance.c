@@ -118,7 +118,7 @@ static void host_memory_allocator(struct run* r, const char* path) {
     err = call(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &unknown);
     step(r, err == ENXIO, "type 5: DEALLOCATE_BLOCK of an unknown offset gives ENXIO", "errno",
          err);
-    err = ping(fd, second.offset + 4 * PAGE * 1024 * 1024, PAGE, HOST_ALLOCATE, &p);
+    err = ping(fd, second.offset + ((uint64_t)16 << 30), PAGE, HOST_ALLOCATE, &p);
     step(r, err != 0 || p.metadata != 0, "type 5: Allocate outside any block fails",
          "errno/metadata", err ? err : (long)p.metadata);
     err = call(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &second.offset);

@@ -21,6 +21,16 @@ Result<Ping> host_command(const Session& session, uint64_t command, uint64_t off
 
 }  // namespace
 
+HostAllocation::HostAllocation(HostAllocation&& other) noexcept
+    : session_(std::exchange(other.session_, nullptr)),
+      offset_(other.offset_),
+      size_(other.size_),
+      block_(std::move(other.block_)),
+      claim_(std::move(other.claim_)) {
+    other.block_.reset();
+    other.claim_.reset();
+}
+
 HostAllocation& HostAllocation::operator=(HostAllocation&& other) noexcept {
     if (this != &other) {
         (void)free();

@@ -16,7 +16,7 @@ namespace gf::client {
 // on destruction. Refers to its allocator's session, which must outlive it.
 class HostAllocation {
   public:
-    HostAllocation(HostAllocation&&) noexcept = default;
+    HostAllocation(HostAllocation&& other) noexcept;
     HostAllocation& operator=(HostAllocation&& other) noexcept;
     HostAllocation(const HostAllocation&) = delete;
     HostAllocation& operator=(const HostAllocation&) = delete;

@@ -2,12 +2,9 @@
 #include "node/fuse_node.h"
 
 #include <fuse_lowlevel.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -21,11 +18,6 @@ namespace {
 constexpr fuse_ino_t kNodeIno = 2;
 constexpr fuse_ino_t kStatusIno = 3;
 constexpr double kAttrTimeout = 1.0;
-// Workers are woken from read(2) on /dev/fuse with this signal when stopping.
-constexpr int kWakeSignal = SIGUSR1;
-
-void ignore_signal(int) {}
-
 }  // namespace
 
 // What fi->fh points to for an open of the node or of the status file.
@@ -270,7 +262,7 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
         return fail(ENODEV);
     }
     node->mounted_ = true;
-    node->serve();
+    node->workers_ = std::make_unique<FuseWorkers>(node->session_, config.threads);
     return node;
 }
 
@@ -278,62 +270,11 @@ std::string FuseNode::node_file() const {
     return config_.mount_dir + "/" + kNodeFileName;
 }
 
-void FuseNode::serve() {
-    // A handler without SA_RESTART, so the signal interrupts read(2) on /dev/fuse.
-    struct sigaction sa {};
-    sa.sa_handler = ignore_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(kWakeSignal, &sa, nullptr);
-
-    for (unsigned i = 0; i < config_.threads; ++i) {
-        running_workers_.fetch_add(1);
-        workers_.emplace_back([this] {
-            // Stop signals belong to the daemon's main thread.
-            sigset_t set;
-            sigemptyset(&set);
-            sigaddset(&set, SIGINT);
-            sigaddset(&set, SIGTERM);
-            pthread_sigmask(SIG_BLOCK, &set, nullptr);
-            sigemptyset(&set);
-            sigaddset(&set, kWakeSignal);
-            pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-
-            fuse_buf buf{};
-            while (!fuse_session_exited(session_)) {
-                int res = fuse_session_receive_buf(session_, &buf);
-                if (res == -EINTR) {
-                    continue;
-                }
-                if (res <= 0) {
-                    if (res < 0) {
-                        fuse_session_exit(session_);  // connection gone (unmounted or aborted)
-                    }
-                    break;
-                }
-                fuse_session_process_buf(session_, &buf);
-            }
-            std::free(buf.mem);
-            running_workers_.fetch_sub(1);
-        });
-    }
-}
-
 void FuseNode::stop() {
     if (session_ == nullptr) {
         return;
     }
-    fuse_session_exit(session_);
-    // Wake every worker blocked in read(2); one busy with a call finishes it first.
-    while (running_workers_.load() > 0) {
-        for (std::thread& t : workers_) {
-            pthread_kill(t.native_handle(), kWakeSignal);
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    for (std::thread& t : workers_) {
-        t.join();
-    }
-    workers_.clear();
+    workers_.reset();  // calls being processed finish first
     if (mounted_) {
         fuse_session_unmount(session_);
         mounted_ = false;

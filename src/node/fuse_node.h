@@ -6,16 +6,14 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "base/mutex.h"
 #include "base/result.h"
+#include "node/fuse_workers.h"
 
 struct fuse_session;
 
@@ -61,15 +59,13 @@ class FuseNode {
 
   private:
     FuseNode(FuseNodeConfig config, driver::Driver& driver, StatusFn status);
-    void serve();
 
     FuseNodeConfig config_;
     driver::Driver& driver_;
     StatusFn status_;
     fuse_session* session_ = nullptr;
     bool mounted_ = false;
-    std::vector<std::thread> workers_;
-    std::atomic<unsigned> running_workers_{0};
+    std::unique_ptr<FuseWorkers> workers_;
     time_t start_time_ = 0;
 
     // Files the kernel has not released yet, freed at stop() if it never does.

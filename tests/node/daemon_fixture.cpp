@@ -123,6 +123,17 @@ std::optional<Daemon> Daemon::start(const std::string& node, const std::string& 
 Daemon::Daemon(Daemon&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)), ready_line_(std::move(other.ready_line_)) {}
 
+Daemon& Daemon::operator=(Daemon&& other) noexcept {
+    if (this != &other) {
+        if (pid_ > 0) {
+            stop(SIGTERM, std::chrono::seconds(5));
+        }
+        pid_ = std::exchange(other.pid_, -1);
+        ready_line_ = std::move(other.ready_line_);
+    }
+    return *this;
+}
+
 Daemon::~Daemon() {
     if (pid_ > 0) {
         stop(SIGTERM, std::chrono::seconds(5));

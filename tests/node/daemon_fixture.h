@@ -23,7 +23,7 @@ class Daemon {
                                        const std::vector<std::string>& extra = {},
                                        std::string* output = nullptr);
     Daemon(Daemon&& other) noexcept;
-    Daemon& operator=(Daemon&&) = delete;
+    Daemon& operator=(Daemon&& other) noexcept;
     ~Daemon();
 
     pid_t pid() const { return pid_; }

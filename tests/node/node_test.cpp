@@ -22,6 +22,7 @@
 #include "client/host_memory.h"
 #include "client/session.h"
 #include "node/daemon_fixture.h"
+#include "node/node_lock.h"
 
 namespace gf::testing {
 namespace {
@@ -182,7 +183,11 @@ pid_t spawn_resource_holder(const std::string& node, int ready_fd) {
     auto a = five->allocate(8192);
     auto b = six->allocate(4096);
     auto c = plain->allocate(3 * 4096);
-    if (!a || !b || !c || !plain->claim(c->offset(), 4096)) {
+    if (!a || !b || !c) {
+        ::_exit(1);
+    }
+    auto claim = plain->claim(c->offset(), 4096);  // held until the kill
+    if (!claim) {
         ::_exit(1);
     }
     char ok = 1;
