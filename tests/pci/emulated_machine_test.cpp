@@ -158,6 +158,20 @@ TEST(EmulatedMachineTest, RefusesImpossibleLayouts) {
     })) << "a 32-bit BAR1 above 4 GiB";
 }
 
+TEST(EmulatedMachineTest, Bar1IsPlacedAsFirmwareWould) {
+    EXPECT_EQ(make_machine()->config().bar1_address, 0x4'0000'0000u) << "16 GiB at 16 GiB";
+    MachineConfig config;
+    config.device.bar1_size = 1 << 20;
+    EXPECT_EQ(make_machine(config)->config().bar1_address, 0x1'0000'0000u) << "small: at 4 GiB";
+    config.device.bar1_size = 32ull << 30;
+    EXPECT_EQ(make_machine(config)->config().bar1_address, 0x8'0000'0000u);
+    config.device.bar1_64bit = false;
+    config.device.bar1_size = 256 << 20;
+    EXPECT_EQ(make_machine(config)->config().bar1_address, 0x8000'0000u) << "32-bit: at 2 GiB";
+    config.device.bar1_size = 2ull << 30;
+    EXPECT_EQ(Machine::create(config).error(), Error(EINVAL)) << "must be placed by hand";
+}
+
 TEST(EmulatedMachineTest, ThirtyTwoBitBar1) {
     MachineConfig config;
     config.device.bar1_64bit = false;

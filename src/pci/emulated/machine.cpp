@@ -1,5 +1,6 @@
 #include "pci/emulated/machine.h"
 
+#include <algorithm>
 #include <bit>
 #include <utility>
 
@@ -19,6 +20,22 @@ struct Range {
 
 bool overlap(Range a, Range b) {
     return a.start < b.start + b.size && b.start < a.start + a.size;
+}
+
+constexpr uint64_t k1GiB = uint64_t{1} << 30;
+
+Result<uint64_t> place_bar1(const MachineConfig& config) {
+    const uint64_t size = config.device.bar1_size;
+    if (config.bar1_address != 0) {
+        return config.bar1_address;
+    }
+    if (config.device.bar1_64bit) {
+        return std::max(k4GiB, size);  // size is a power of two: both are aligned to it
+    }
+    if (size > k1GiB) {
+        return fail(EINVAL);  // no room below 4 GiB by default; the caller must place it
+    }
+    return 2 * k1GiB;
 }
 
 Result<void> validate(const MachineConfig& config) {
@@ -54,7 +71,12 @@ Result<void> validate(const MachineConfig& config) {
 
 }  // namespace
 
-Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
+Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& requested) {
+    MachineConfig config = requested;
+    if (!std::has_single_bit(config.device.bar1_size)) {
+        return fail(EINVAL);
+    }
+    config.bar1_address = GF_TRY(place_bar1(config));
     GF_TRY(validate(config));
     auto ram = GF_TRY(device::RamGuestMemory::create(config.ram_base, config.ram_size));
     auto device = GF_TRY(device::AddressSpaceDevice::create(config.device, *ram));

@@ -23,8 +23,10 @@ struct MachineConfig {
     uint64_t ram_size = 64 << 20;
     // BAR0 (32-bit, 4 KiB) in the usual MMIO hole below 4 GiB.
     uint64_t bar0_address = 0xFE00'0000;
-    // BAR1 (64-bit) above 4 GiB, aligned to its size as PCI requires.
-    uint64_t bar1_address = 0x4'0000'0000;
+    // BAR1, aligned to its size as PCI requires. 0 places it as firmware
+    // would: a 64-bit BAR1 at the first such address at or above 4 GiB
+    // (16 GiB for the default 16 GiB BAR), a 32-bit one of up to 1 GiB at 2 GiB.
+    uint64_t bar1_address = 0;
     size_t page_size = 4096;  // the guest's page size (DMA pages, GUEST_PAGE_SIZE)
 };
 
@@ -44,6 +46,7 @@ class Machine {
     device::RamGuestMemory& guest_memory() { return *ram_; }
     // Guest RAM pages not handed out as DMA pages (for leak checks).
     size_t free_dma_pages() const { return pages_->free_pages(); }
+    // As given to create(), with bar1_address resolved.
     const MachineConfig& config() const { return config_; }
 
   private:
