@@ -82,6 +82,7 @@ class EmptyFs {
         const char* argv[] = {"empty-fs"};
         fuse_args args = FUSE_ARGS_INIT(1, const_cast<char**>(argv));
         session_ = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+        fuse_opt_free_args(&args);
         if (session_ == nullptr || fuse_session_mount(session_, dir.c_str()) != 0) {
             return;
         }

@@ -255,6 +255,7 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
     fuse_args args = FUSE_ARGS_INIT(static_cast<int>(std::size(argv)), const_cast<char**>(argv));
     static constexpr fuse_lowlevel_ops ops = Ops::table();
     node->session_ = fuse_session_new(&args, &ops, sizeof ops, node.get());
+    fuse_opt_free_args(&args);  // fuse_session_new may have copied them onto the heap
     if (node->session_ == nullptr) {
         return fail(EINVAL);
     }
