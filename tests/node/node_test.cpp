@@ -411,6 +411,19 @@ TEST(NodeDaemon, StartupErrorsAreOneLineAndNonZero) {
     EXPECT_NE(not_root.output.find("root"), std::string::npos) << not_root.output;
     EXPECT_EQ(std::count(not_root.output.begin(), not_root.output.end(), '\n'), 1)
         << not_root.output;
+    // --pci on a machine without the device (an empty sysfs tree) and with a bad address.
+    RunResult no_device = run_program({daemon_path(), "--node", node, "--state-dir", state, "--pci",
+                                       "auto", "--sysfs-root", tmp.path()},
+                                      20s);
+    EXPECT_NE(no_device.status, 0);
+    EXPECT_NE(no_device.output.find("no goldfish address space device"), std::string::npos)
+        << no_device.output;
+    EXPECT_EQ(std::count(no_device.output.begin(), no_device.output.end(), '\n'), 1)
+        << no_device.output;
+    RunResult bad_bdf =
+        run_program({daemon_path(), "--node", node, "--state-dir", state, "--pci", "../../x"}, 20s);
+    EXPECT_NE(bad_bdf.status, 0);
+    EXPECT_NE(bad_bdf.output.find("invalid PCI address"), std::string::npos) << bad_bdf.output;
     RunResult no_dir = run_program({daemon_path(), "--node", tmp.path() + "/missing/node"}, 20s);
     EXPECT_NE(no_dir.status, 0);
     EXPECT_EQ(std::count(no_dir.output.begin(), no_dir.output.end(), '\n'), 1) << no_dir.output;

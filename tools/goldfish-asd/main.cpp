@@ -19,6 +19,7 @@
 #include "node/node_lock.h"
 #include "node/status.h"
 #include "pci/emulated/machine.h"
+#include "pci/sysfs/sysfs_device.h"
 
 namespace {
 
@@ -71,7 +72,9 @@ std::string hex(uint64_t v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"goldfish-asd: serves /dev/goldfish_address_space on the emulated device"};
+    CLI::App app{
+        "goldfish-asd: serves /dev/goldfish_address_space on the emulated device, or with --pci "
+        "on a real goldfish address space PCI function"};
     std::string node = "/dev/" GOLDFISH_ADDRESS_SPACE_DEVICE_NAME;
     std::string state_dir = "/run/goldfish-asd";
     std::string mode_text = "0660", group_text = "0";
@@ -84,7 +87,13 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "FUSE worker threads")
         ->check(CLI::Range(1u, 256u))
         ->capture_default_str();
-    app.add_option("--bar1-size", bar1_size, "BAR1 size in bytes (a power of two)")
+    app.add_option("--bar1-size", bar1_size, "emulated BAR1 size in bytes (a power of two)")
+        ->capture_default_str();
+    std::string pci;
+    gf::pci::sysfs::SysfsConfig sysfs;
+    app.add_option("--pci", pci,
+                   "drive a real device through sysfs: a PCI address (0000:00:0b.0) or auto");
+    app.add_option("--sysfs-root", sysfs.sysfs_root, "where sysfs is (for --pci)")
         ->capture_default_str();
     try {
         app.parse(argc, argv);
@@ -131,35 +140,66 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
-    gf::pci::emulated::MachineConfig machine_config;
-    machine_config.device.bar1_size = bar1_size;
-    auto machine = gf::pci::emulated::Machine::create(machine_config);
-    if (!machine) {
-        die("cannot build the emulated machine: " + errno_text(machine.error()));
+    // The PCI function: the emulated machine's, or a real one through sysfs.
+    std::unique_ptr<gf::pci::emulated::Machine> machine;
+    std::unique_ptr<gf::pci::Device> real_device;
+    gf::pci::Device* pci_device = nullptr;
+    std::string device_name = "emulated";
+    if (pci.empty()) {
+        gf::pci::emulated::MachineConfig machine_config;
+        machine_config.device.bar1_size = bar1_size;
+        auto made = gf::pci::emulated::Machine::create(machine_config);
+        if (!made) {
+            die("cannot build the emulated machine: " + errno_text(made.error()));
+        }
+        machine = std::move(*made);
+        pci_device = &machine->pci_device();
+    } else {
+        std::string message;
+        auto bdf = gf::pci::sysfs::find_device(sysfs, pci, &message);
+        if (!bdf) {
+            die(message.empty() ? "--pci " + pci + ": " + errno_text(bdf.error()) : message);
+        }
+        auto opened = gf::pci::sysfs::open_device(sysfs, *bdf, &message);
+        if (!opened) {
+            die(message.empty() ? *bdf + ": " + errno_text(opened.error()) : message);
+        }
+        real_device = std::move(*opened);
+        pci_device = real_device.get();
+        device_name = *bdf;
     }
-    auto driver = gf::driver::Driver::probe((*machine)->pci_device());
+    auto driver = gf::driver::Driver::probe(*pci_device);
     if (!driver) {
-        die("the driver did not bind to the emulated device: " + errno_text(driver.error()));
+        die("the driver did not bind to the " + device_name +
+            " device: " + errno_text(driver.error()));
     }
 
     gf::node::Status fixed;
     fixed.node = node;
-    fixed.device = "emulated";
+    fixed.device = device_name;
     fixed.bar1_phys_start = (*driver)->bar1_phys_start();
     fixed.bar1_size = (*driver)->bar1_size();
-    gf::device::AddressSpaceDevice& device = (*machine)->device();
+    gf::device::AddressSpaceDevice* device = machine ? &machine->device() : nullptr;
     gf::driver::Driver& bound = **driver;
-    auto status = [&fixed, &device, &bound] {
+    auto status = [&fixed, device, &bound] {
         gf::node::Status s = fixed;
         gf::driver::DriverStats d = bound.stats();
-        gf::device::DeviceStats h = device.stats();
         s.open_files = d.open_files;
         s.blocks = d.blocks;
         s.block_bytes = d.block_bytes;
         s.claims = d.claims;
-        s.handles = h.handles;
-        s.contexts = h.contexts_by_type;
-        s.area_free_bytes = h.area_free_bytes;
+        if (device != nullptr) {
+            gf::device::DeviceStats h = device->stats();
+            s.handles = h.handles;
+            s.contexts = h.contexts_by_type;
+            s.area_free_bytes = h.area_free_bytes;
+        } else {
+            // A real device shows the driver only its own side: one live handle
+            // per open file, and the BAR1 bytes its files do not hold (host
+            // regions and contexts are invisible from the guest).
+            s.handles = d.open_files;
+            s.area_free_bytes = s.bar1_size - d.block_bytes;
+        }
         return gf::node::to_json(s);
     };
 
