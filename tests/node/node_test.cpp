@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -412,6 +413,7 @@ TEST(NodeDaemon, StartupErrorsAreOneLineAndNonZero) {
     EXPECT_EQ(std::count(not_root.output.begin(), not_root.output.end(), '\n'), 1)
         << not_root.output;
     // --pci on a machine without the device (an empty sysfs tree) and with a bad address.
+    std::filesystem::create_directories(tmp.path() + "/bus/pci/devices");
     RunResult no_device = run_program({daemon_path(), "--node", node, "--state-dir", state, "--pci",
                                        "auto", "--sysfs-root", tmp.path()},
                                       20s);
