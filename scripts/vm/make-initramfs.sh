@@ -44,7 +44,7 @@ fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,mnt,etc,lib/modules,usr/bin,usr/sbin}
+mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,mnt,etc,lib/modules,usr/bin,usr/sbin,var/tmp}
 
 cp "$busybox" "$stage/bin/busybox"
 for applet in $("$busybox" --list); do

@@ -87,6 +87,9 @@ echo "system test: $mode VM ran ${elapsed_ms} ms (boot, test, power-off); QEMU e
 [ "$status" -eq 0 ] || fail "QEMU exited with $status (124: timed out); console: $console"
 has() { grep -aqF -- "$1" "$work/console.txt"; }
 has "goldfish-vmm-device: connection closed by QEMU" || fail "the device server did not end cleanly"
+# The device's own count proves the guest really drove it through QEMU.
+bar_accesses=$(sed -n 's/.*goldfish-vmm-device: connection closed by QEMU ([0-9]* messages, \([0-9]*\) BAR accesses).*/\1/p' "$work/console.txt" | tail -n 1)
+[ "${bar_accesses:-0}" -gt 0 ] || fail "the guest made no BAR access to the device"
 
 case "$mode" in
   probe)
