@@ -162,6 +162,8 @@ Result<goldfish_address_space_ping> File::ping(const goldfish_address_space_ping
     std::span<std::byte> page = ping_page_->bytes();
     std::ranges::fill(page, std::byte{0});  // data_size (bytes 40..47) stays 0
     std::memcpy(page.data(), &header, sizeof(header));
+    // The host reads the page by the physical address it was told at open.
+    GF_TRY(ping_page_->verify());
     GF_TRY(runtime_->controller.ping(handle_));
 
     goldfish_address_space_ping reply;

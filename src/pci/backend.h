@@ -80,6 +80,9 @@ class Backend {
     // One page of RAM with a stable physical address (page_size() bytes).
     virtual Result<DmaBuffer> allocate_dma_page() = 0;
     virtual void free_dma_page(const DmaBuffer& buffer) = 0;
+    // Confirms that the page still sits at buffer.phys before the device is
+    // told to read it: a userspace page can be migrated. EIO if it moved.
+    virtual Result<void> verify_dma_page(const DmaBuffer& /*buffer*/) { return {}; }
     virtual size_t page_size() const = 0;
 };
 

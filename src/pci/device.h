@@ -63,6 +63,9 @@ class Device {
     Backend& backend() { return *backend_; }
     Result<DmaBuffer> allocate_dma_page() { return backend_->allocate_dma_page(); }
     void free_dma_page(const DmaBuffer& buffer) { backend_->free_dma_page(buffer); }
+    Result<void> verify_dma_page(const DmaBuffer& buffer) {
+        return backend_->verify_dma_page(buffer);
+    }
 
     template <typename T>
     Result<T> read_config(uint32_t offset);

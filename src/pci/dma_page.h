@@ -28,6 +28,8 @@ class DmaPage {
     // caller orders its own accesses against those (one thread, one lock).
     std::span<std::byte> bytes() { return {buffer_.data, buffer_.size}; }
     std::span<const std::byte> bytes() const { return {buffer_.data, buffer_.size}; }
+    // EIO if the page no longer sits at phys_addr() (the device must not read it).
+    Result<void> verify() const { return device_->verify_dma_page(buffer_); }
 
   private:
     DmaPage(Device& device, DmaBuffer buffer) : device_(&device), buffer_(buffer) {}

@@ -264,7 +264,8 @@ TEST_F(FileTest, PingSequenceAndPage) {
     auto reply = file->ping(request);
     ASSERT_TRUE(reply);
     EXPECT_TRUE(pinged);
-    EXPECT_EQ(events(), (Events{W(Register::kPing, kHandle)}));
+    EXPECT_EQ(events(), (Events{"dma_verify " + pci::testing::hex(kFirstDmaPage),
+                                W(Register::kPing, kHandle)}));
     EXPECT_EQ(reply->offset, kBar1Start + 0x3000) << "offset comes back physical, as in C";
     EXPECT_EQ(reply->metadata, 0x1234u);
     EXPECT_EQ(reply->size, 0x100u);
@@ -273,6 +274,19 @@ TEST_F(FileTest, PingSequenceAndPage) {
     pinged = false;
     ASSERT_TRUE(file->ping(request));
     EXPECT_TRUE(pinged);
+}
+
+// A userspace ping page can be migrated; the host must never read a stale frame.
+TEST_F(FileTest, PingPageThatMovedIsEioWithoutTraffic) {
+    auto file = open(*driver);
+    mock->fail_dma_verify = true;
+    bool pinged = false;
+    on_ping = [&](std::byte*) { pinged = true; };
+    EXPECT_EQ(file->ping(goldfish_address_space_ping{}).error(), Error(EIO));
+    EXPECT_FALSE(pinged);
+    EXPECT_EQ(events(), (Events{"dma_verify " + pci::testing::hex(kFirstDmaPage)}));
+    mock->fail_dma_verify = false;
+    EXPECT_TRUE(file->ping(goldfish_address_space_ping{}));  // the file stays usable
 }
 
 TEST_F(FileTest, PingOffsetOverflowIsEoverflowWithoutTraffic) {

@@ -192,4 +192,13 @@ void MockBackend::free_dma_page(const DmaBuffer& buffer) {
     dma_pages_.erase(buffer.phys);
 }
 
+Result<void> MockBackend::verify_dma_page(const DmaBuffer& buffer) {
+    std::lock_guard lock(mutex_);
+    log("dma_verify " + hex(buffer.phys));
+    if (fail_dma_verify) {
+        return fail(EIO);
+    }
+    return {};
+}
+
 }  // namespace gf::pci::testing

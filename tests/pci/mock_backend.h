@@ -31,6 +31,7 @@ class MockBackend : public Backend {
     bool fail_config_read = false;
     std::array<bool, kNumBars> fail_map{};
     bool fail_dma = false;
+    bool fail_dma_verify = false;  // the ping page "moved": verify_dma_page gives EIO
     // Called after each register write, with the lock held: lets a test play
     // the device (answer a COMMAND, corrupt a read-back, inspect a ping page).
     std::function<void(MockBackend&, uint64_t offset, uint32_t value)> on_write;
@@ -68,6 +69,7 @@ class MockBackend : public Backend {
     void write32(const BarMapping& mapping, uint64_t offset, uint32_t value) override;
     Result<DmaBuffer> allocate_dma_page() override;
     void free_dma_page(const DmaBuffer& buffer) override;
+    Result<void> verify_dma_page(const DmaBuffer& buffer) override;
     size_t page_size() const override { return kPageSize; }
 
   private:

@@ -62,7 +62,7 @@ class SysfsBackend final : public Backend {
     // when it cannot be read or is no longer buffer.phys (the kernel moved
     // the page), so a ping fails instead of the host reading the wrong frame.
     // EINVAL for a buffer this backend did not hand out.
-    Result<void> verify_dma_page(const DmaBuffer& buffer);
+    Result<void> verify_dma_page(const DmaBuffer& buffer) override;
 
     // --- pci::Backend ----------------------------------------------------
     Result<void> config_read(uint32_t offset, std::span<std::byte> out) override;
