@@ -175,8 +175,10 @@ struct FuseNode::Ops {
             fuse_reply_buf(req, nullptr, 0);
             return;
         }
-        size_t n = std::min(size, text.size() - static_cast<size_t>(off));
-        fuse_reply_buf(req, text.data() + off, n);
+        // Reply from a copy: once the kernel has the reply it may release the
+        // file (and free `text`) on another worker before this call returns.
+        std::string slice = text.substr(static_cast<size_t>(off), size);
+        fuse_reply_buf(req, slice.data(), slice.size());
     }
 
     static void write(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_file_info*) {

@@ -108,20 +108,28 @@ std::optional<Daemon> Daemon::start(const std::string& node, const std::string& 
     auto deadline = Clock::now() + std::chrono::seconds(20);
     read_until(fd, out, deadline,
                [](const std::string& s) { return s.find('\n') != std::string::npos; });
-    ::close(fd);  // later output goes to a closed pipe: the daemon ignores SIGPIPE
     if (output != nullptr) {
         *output = out;
     }
     if (out.find("serving") == std::string::npos) {
+        ::close(fd);
         ::kill(pid, SIGKILL);
         wait_until(pid, Clock::now() + std::chrono::seconds(5));
         return std::nullopt;
     }
-    return Daemon(pid, out.substr(0, out.find('\n')));
+    // The pipe stays open (the daemon prints little: errors, sanitizer reports)
+    // and is drained when the daemon stops.
+    return Daemon(pid, fd, out);
 }
 
+Daemon::Daemon(pid_t pid, int fd, std::string output)
+    : pid_(pid), fd_(fd), ready_line_(output.substr(0, output.find('\n'))), output_(output) {}
+
 Daemon::Daemon(Daemon&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)), ready_line_(std::move(other.ready_line_)) {}
+    : pid_(std::exchange(other.pid_, -1)),
+      fd_(std::exchange(other.fd_, -1)),
+      ready_line_(std::move(other.ready_line_)),
+      output_(std::move(other.output_)) {}
 
 Daemon& Daemon::operator=(Daemon&& other) noexcept {
     if (this != &other) {
@@ -129,7 +137,9 @@ Daemon& Daemon::operator=(Daemon&& other) noexcept {
             stop(SIGTERM, std::chrono::seconds(5));
         }
         pid_ = std::exchange(other.pid_, -1);
+        fd_ = std::exchange(other.fd_, -1);
         ready_line_ = std::move(other.ready_line_);
+        output_ = std::move(other.output_);
     }
     return *this;
 }
@@ -137,6 +147,9 @@ Daemon& Daemon::operator=(Daemon&& other) noexcept {
 Daemon::~Daemon() {
     if (pid_ > 0) {
         stop(SIGTERM, std::chrono::seconds(5));
+    }
+    if (fd_ >= 0) {
+        ::close(fd_);
     }
 }
 
@@ -155,6 +168,11 @@ int Daemon::stop(int sig, std::chrono::milliseconds limit, std::chrono::millisec
         wait_until(pid_, Clock::now() + std::chrono::seconds(5));
     }
     pid_ = -1;
+    if (fd_ >= 0) {
+        read_until(fd_, output_, Clock::now() + std::chrono::seconds(2),
+                   [](const std::string&) { return false; });
+        ::close(std::exchange(fd_, -1));
+    }
     return status ? exit_code(*status) : -1;
 }
 

@@ -28,14 +28,18 @@ class Daemon {
 
     pid_t pid() const { return pid_; }
     const std::string& ready_line() const { return ready_line_; }
+    // Everything the daemon printed (complete once it has stopped).
+    const std::string& output() const { return output_; }
     // Sends `sig` and waits up to `limit` for the exit; the exit status, or -1
     // if it did not exit in time (it is then killed).
     int stop(int sig, std::chrono::milliseconds limit, std::chrono::milliseconds* took = nullptr);
 
   private:
-    Daemon(pid_t pid, std::string ready_line) : pid_(pid), ready_line_(std::move(ready_line)) {}
+    Daemon(pid_t pid, int fd, std::string output);
     pid_t pid_ = -1;
+    int fd_ = -1;  // the read end of the daemon's stdout and stderr
     std::string ready_line_;
+    std::string output_;
 };
 
 // Runs a program to completion (bounded); its exit status and output.

@@ -48,7 +48,7 @@ class NodeTest : public ::testing::Test {
     // sanitizers that also means no leak and no error report).
     void TearDown() override {
         if (daemon_ && daemon_->pid() > 0) {
-            EXPECT_EQ(daemon_->stop(SIGTERM, 5s), 0);
+            EXPECT_EQ(daemon_->stop(SIGTERM, 5s), 0) << daemon_->output();
         }
     }
 
@@ -343,7 +343,7 @@ TEST_F(NodeTest, StopsCleanlyUnderLoadAndThePathCanBeServedAgain) {
     }
     std::this_thread::sleep_for(100ms);
     std::chrono::milliseconds took{};
-    EXPECT_EQ(daemon_->stop(SIGTERM, 5s, &took), 0);
+    EXPECT_EQ(daemon_->stop(SIGTERM, 5s, &took), 0) << daemon_->output();
     EXPECT_LT(took, 2s);
     stop = true;
     for (std::thread& t : clients) {
