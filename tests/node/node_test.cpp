@@ -24,6 +24,7 @@
 #include "client/session.h"
 #include "node/daemon_fixture.h"
 #include "node/node_lock.h"
+#include "node/traffic.h"
 
 namespace gf::testing {
 namespace {
@@ -235,63 +236,6 @@ TEST_F(NodeTest, ReleaseCleansUpAfterSigkill) {
     EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
 }
 
-// Random UAPI traffic from one process; 0 if every answer was the expected one.
-int random_traffic(const std::string& node, unsigned seed, int ioctls) {
-    auto session = client::Session::open(node);
-    if (!session) {
-        return 1;
-    }
-    std::mt19937_64 rng(seed);
-    std::vector<uint64_t> blocks, claims;
-    for (int i = 0; i < ioctls; ++i) {
-        switch (rng() % 5) {
-            case 0: {
-                auto b = session->allocate_block(1 + rng() % 65536);
-                if (!b)
-                    return 2;
-                blocks.push_back(b->offset);
-                break;
-            }
-            case 1:
-                if (!blocks.empty()) {
-                    size_t k = rng() % blocks.size();
-                    if (!session->deallocate_block(blocks[k]))
-                        return 3;
-                    blocks.erase(blocks.begin() + static_cast<long>(k));
-                } else if (session->deallocate_block(rng()).error().value() != ENXIO) {
-                    return 4;
-                }
-                break;
-            case 2: {
-                auto p = session->ping(0xdead, rng() % 4096, 0);  // no context: create fails
-                if (!p || p->metadata != ~0ull)
-                    return 5;
-                break;
-            }
-            case 3: {
-                uint64_t offset = (rng() % (1u << 20)) * 4096;
-                auto r = session->claim_shared(offset, 4096);
-                bool overlaps = false;
-                for (uint64_t c : claims)
-                    overlaps |= c == offset;
-                if (r.has_value() == overlaps)
-                    return 6;
-                if (r)
-                    claims.push_back(offset);
-                break;
-            }
-            case 4:
-                if (!claims.empty()) {
-                    if (!session->unclaim_shared(claims.back()))
-                        return 7;
-                    claims.pop_back();
-                }
-                break;
-        }
-    }
-    return 0;  // whatever is left is freed by release
-}
-
 TEST_F(NodeTest, ManyProcessesLeaveNoLeak) {
     constexpr int kProcesses = 16;
     constexpr int kIoctls = 2500;
@@ -311,7 +255,8 @@ TEST_F(NodeTest, ManyProcessesLeaveNoLeak) {
     auto s = wait_idle();
     ASSERT_TRUE(s);
     EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
-    EXPECT_EQ(s->area_free_bytes, s->bar1_size);
+    // The device keeps at most one empty 64 MiB shared-slots slab by design.
+    EXPECT_GE(s->area_free_bytes, s->bar1_size - (64ull << 20));
 }
 
 TEST_F(NodeTest, SecondDaemonOnTheSamePathIsRefused) {
