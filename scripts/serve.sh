@@ -6,12 +6,11 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release
+cmake --build --preset release --target goldfish-asd goldfish-as
 
 daemon=build/release/tools/goldfish-asd
 if [ ! -x "$daemon" ]; then
-  echo "serve: the build succeeded; the daemon (goldfish-asd) is not written yet." >&2
-  echo "serve: still missing: the device model, the driver and the FUSE node (issues 3, 4, 5)." >&2
+  echo "serve: the build did not produce $daemon" >&2
   exit 1
 fi
 exec "$daemon" "$@"
