@@ -107,6 +107,10 @@ case "$mode" in
       || fail "conformance result: '${result:-none}'"
     has "gf-system: conformance exit 0" || fail "node_conformance exited non-zero"
     has "gf-system: selftest exit 0" || fail "goldfish-as selftest failed"
+    # The real PCI function through sysfs, not an emulated device inside the guest.
+    has "goldfish-asd: serving /dev/goldfish_address_space on the 0000:" \
+      || fail "the daemon did not serve the PCI function"
+    has "gf-system: daemon exit 0" || fail "goldfish-asd did not stop cleanly"
     ;;
 esac
 echo "PASS: $mode"

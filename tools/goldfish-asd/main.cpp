@@ -222,9 +222,8 @@ int main(int argc, char** argv) {
         die("the node at " + node + " does not answer: " + std::strerror(errno));
     }
     std::printf(
-        "goldfish-asd: serving %s on the emulated device 607d:f153 rev 1, BAR1 at %s "
-        "(%llu MiB)\n",
-        node.c_str(), hex(fixed.bar1_phys_start).c_str(),
+        "goldfish-asd: serving %s on the %s device 607d:f153 rev 1, BAR1 at %s (%llu MiB)\n",
+        node.c_str(), device_name.c_str(), hex(fixed.bar1_phys_start).c_str(),
         static_cast<unsigned long long>(fixed.bar1_size >> 20));
     std::fflush(stdout);
 
