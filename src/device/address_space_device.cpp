@@ -16,6 +16,8 @@ namespace {
 
 constexpr uint64_t kMax32BitBar = 2ull << 30;
 constexpr uint32_t kMaxGuestPageSize = 64 * 1024;
+// What kStatusAboveIntMax reports: ENOMEM with the top bit set, negative as an int.
+constexpr uint32_t kStatusAboveIntMax = 0x8000'0000u | ENOMEM;
 
 uint32_t low32(uint64_t v) {
     return static_cast<uint32_t>(v);
@@ -191,8 +193,15 @@ uint32_t AddressSpaceDevice::run_command_locked(uint32_t command) {
 }
 
 uint32_t AddressSpaceDevice::allocate_block_locked() {
+    if (fault_fires_locked(DeviceFault::kStatusAboveIntMax)) {
+        return kStatusAboveIntMax;
+    }
     if (regs_.block_size == 0) {
         return EINVAL;  // registers untouched, as in the emulator
+    }
+    if (fault_fires_locked(DeviceFault::kBlockAllocation)) {
+        regs_.block_offset = kAllOnes;
+        return ENOMEM;
     }
     // The size is the guest's: a value so large the size rule would wrap is simply too big.
     auto aligned = guest_block_size(regs_.block_size, regs_.guest_page_size);
@@ -213,6 +222,9 @@ uint32_t AddressSpaceDevice::allocate_block_locked() {
 }
 
 uint32_t AddressSpaceDevice::deallocate_block_locked() {
+    if (fault_fires_locked(DeviceFault::kStatusAboveIntMax)) {
+        return kStatusAboveIntMax;
+    }
     const uint64_t offset = regs_.block_offset;
     // Only guest blocks: a host region's offset (or a stale one) must not free host memory.
     auto block = guest_blocks_.find(offset);
@@ -234,6 +246,10 @@ uint32_t AddressSpaceDevice::deallocate_block_locked() {
 }
 
 uint32_t AddressSpaceDevice::gen_handle_locked() {
+    if (fault_fires_locked(DeviceFault::kGenHandle)) {
+        regs_.handle = kInvalidHandle;
+        return ENOSPC;
+    }
     auto handle = handles_.generate();
     regs_.handle = handle ? *handle : kInvalidHandle;
     return handle ? 0 : status_of(handle.error());
@@ -244,16 +260,23 @@ uint32_t AddressSpaceDevice::destroy_handle_locked() {
 }
 
 uint32_t AddressSpaceDevice::tell_ping_info_addr_locked() {
+    // A refused address reads back as all-ones (no page address is): drivers ignore STATUS
+    // for this command (old hosts report ENOSYS) and learn of the refusal by the read-back.
     HandleEntry* entry = handles_.find(regs_.handle);
     if (entry == nullptr) {
+        regs_.ping_info_addr = kAllOnes;
         return EINVAL;
     }
     // Refuse a ping page that is not guest RAM now; ping_locked checks again every time.
     PingInfo::Bytes probe;
-    if (auto read = guest_memory_.read(regs_.ping_info_addr, probe); !read) {
+    if (auto read = read_guest_locked(regs_.ping_info_addr, probe); !read) {
+        regs_.ping_info_addr = kAllOnes;
         return status_of(read.error());
     }
     entry->ping_info_gpa = regs_.ping_info_addr;
+    if (fault_fires_locked(DeviceFault::kPingInfoReadBack)) {
+        regs_.ping_info_addr ^= 0x1000;  // a host that took the page but reports another
+    }
     return 0;
 }
 
@@ -265,7 +288,7 @@ uint32_t AddressSpaceDevice::ping_locked(uint32_t handle) {
     const uint64_t gpa = *entry->ping_info_gpa;
     // Copy the struct in and out: the guest may change its page while the context runs.
     PingInfo::Bytes bytes;
-    if (auto read = guest_memory_.read(gpa, bytes); !read) {
+    if (auto read = read_guest_locked(gpa, bytes); !read) {
         return status_of(read.error());
     }
     PingInfo info = PingInfo::decode(bytes);
@@ -280,7 +303,7 @@ uint32_t AddressSpaceDevice::ping_locked(uint32_t handle) {
         }
         info.metadata = context ? kPingOk : kAllOnes;
     }
-    if (auto write = guest_memory_.write(gpa, info.encode()); !write) {
+    if (auto write = write_guest_locked(gpa, info.encode()); !write) {
         return status_of(write.error());
     }
     return 0;
@@ -308,6 +331,10 @@ void AddressSpaceDevice::reset_locked() {
     (void)bar1_.release(0, bar1_.size());
     regs_ = Registers{};
     refused_pings_ = 0;
+    faults_ = {};
+    any_fault_armed_ = false;
+    refused_guest_range_.reset();
+    faults_fired_ = 0;
     regs_.guest_page_size = config_.host_page_size;
     // phys_start_hint_ stays: it is where the VMM put BAR1, not guest-visible state.
 }
@@ -330,7 +357,113 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.backed_bytes = mappings_.backed_bytes();
     stats.shared_slot_slabs = shared_slots_.slab_count();
     stats.refused_pings = refused_pings_;
+    stats.faults_fired = faults_fired_;
     return stats;
+}
+
+DeviceSnapshot AddressSpaceDevice::snapshot() const {
+    MutexLock lock(mutex_);
+    DeviceSnapshot snapshot;
+    snapshot.bar1_size = config_.bar1_size;
+    snapshot.phys_start = phys_start_locked();
+    snapshot.area = area_.ranges();
+    snapshot.guest_blocks = guest_blocks_;
+    snapshot.host_regions = host_regions_;
+    snapshot.mappings = mappings_.starting_within(0, UINT64_MAX);
+    handles_.for_each([&](uint32_t handle, const HandleEntry& entry) {
+        DeviceSnapshot::Handle view;
+        view.handle = handle;
+        view.ping_info_gpa = entry.ping_info_gpa;
+        if (entry.context) {
+            view.context = entry.context->type();
+            view.allocations = entry.context->allocations_locked();
+        }
+        snapshot.handles.push_back(std::move(view));
+    });
+    std::ranges::sort(snapshot.handles, {}, &DeviceSnapshot::Handle::handle);
+    for (auto& slab : shared_slots_.slabs()) {
+        snapshot.slabs.push_back(
+            DeviceSnapshot::Slab{slab.offset, slab.size, std::move(slab.free_pieces)});
+    }
+    return snapshot;
+}
+
+void AddressSpaceDevice::inject(DeviceFault fault, FaultSchedule schedule) {
+    MutexLock lock(mutex_);
+    if (schedule.every == 0) {
+        schedule.every = 1;
+    }
+    faults_[static_cast<size_t>(fault)] = ArmedFault{schedule, 0, 0, true};
+    any_fault_armed_ = true;
+}
+
+void AddressSpaceDevice::refuse_guest_memory(uint64_t gpa, uint64_t size) {
+    MutexLock lock(mutex_);
+    refused_guest_range_ = std::pair{gpa, size};
+}
+
+void AddressSpaceDevice::clear_faults() {
+    MutexLock lock(mutex_);
+    faults_ = {};
+    any_fault_armed_ = false;
+    refused_guest_range_.reset();
+}
+
+bool AddressSpaceDevice::ping_page_reachable(uint64_t gpa) {
+    MutexLock lock(mutex_);
+    if (refused_locked(gpa, PingInfo::kSize)) {
+        return false;
+    }
+    PingInfo::Bytes probe;
+    return guest_memory_.read(gpa, probe).has_value();
+}
+
+bool AddressSpaceDevice::fault_fires_locked(DeviceFault fault) {
+    if (!any_fault_armed_) [[likely]] {
+        return false;
+    }
+    ArmedFault& armed = faults_[static_cast<size_t>(fault)];
+    if (!armed.armed) {
+        return false;
+    }
+    const uint64_t seen = armed.seen++;
+    const FaultSchedule& schedule = armed.schedule;
+    if (seen < schedule.skip || (seen - schedule.skip) % schedule.every != 0) {
+        return false;
+    }
+    ++armed.fired;
+    ++faults_fired_;
+    if (schedule.times != 0 && armed.fired >= schedule.times) {
+        armed.armed = false;
+    }
+    return true;
+}
+
+bool AddressSpaceDevice::refused_locked(uint64_t gpa, uint64_t size) const {
+    if (!refused_guest_range_) {
+        return false;
+    }
+    const auto [start, length] = *refused_guest_range_;
+    // Overlap of [gpa, gpa + size) and [start, start + length), without wrapping sums.
+    const bool before = gpa < start && start - gpa >= size;
+    const bool after = gpa >= start && gpa - start >= length;
+    return size != 0 && length != 0 && !before && !after;
+}
+
+Result<void> AddressSpaceDevice::read_guest_locked(uint64_t gpa, std::span<std::byte> out) {
+    if (refused_locked(gpa, out.size())) {
+        ++faults_fired_;
+        return fail(EFAULT);
+    }
+    return guest_memory_.read(gpa, out);
+}
+
+Result<void> AddressSpaceDevice::write_guest_locked(uint64_t gpa, std::span<const std::byte> in) {
+    if (refused_locked(gpa, in.size())) {
+        ++faults_fired_;
+        return fail(EFAULT);
+    }
+    return guest_memory_.write(gpa, in);
 }
 
 Result<std::span<std::byte>> AddressSpaceDevice::host_memory(uint64_t gpa, uint64_t size) const {
@@ -362,6 +495,9 @@ Result<uint64_t> AddressSpaceDevice::alloc_shared_host_region_locked(uint64_t si
     if (size == 0 || size % config_.host_page_size != 0) {
         return fail(EINVAL);
     }
+    if (fault_fires_locked(DeviceFault::kHostMemory)) {
+        return fail(ENOMEM);
+    }
     const uint64_t offset = GF_TRY(area_.allocate(size));
     host_regions_.emplace(offset, size);
     host_region_bytes_ += size;
@@ -384,6 +520,9 @@ Result<void> AddressSpaceDevice::add_memory_mapping_locked(uint64_t offset, uint
     if (!range_within(offset, size, config_.bar1_size) || offset % config_.host_page_size != 0 ||
         size % config_.host_page_size != 0) {
         return fail(EINVAL);
+    }
+    if (fault_fires_locked(DeviceFault::kHostMemory)) {
+        return fail(ENOMEM);
     }
     return mappings_.add(offset, size, owner);
 }

@@ -6,16 +6,21 @@
 // guest RAM through GuestMemory. Every entry point is safe to call from many threads.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "base/mutex.h"
 #include "base/result.h"
 #include "device/area_allocator.h"
 #include "device/bar1_memory.h"
+#include "device/context.h"
 #include "device/device_services.h"
 #include "device/guest_memory.h"
 #include "device/handle_table.h"
@@ -48,6 +53,52 @@ struct DeviceStats {
     uint64_t backed_bytes = 0;
     uint64_t shared_slot_slabs = 0;
     uint64_t refused_pings = 0;  // unknown handle, no ping page yet, or page not in RAM
+    uint64_t faults_fired = 0;   // injected faults that took effect (see inject())
+};
+
+// A consistent copy of the device's books (tests, fuzzing): read-only, taken under the lock.
+struct DeviceSnapshot {
+    struct Handle {
+        uint32_t handle = 0;
+        std::optional<uint64_t> ping_info_gpa;
+        std::optional<ContextType> context;
+        // The context's holdings, BAR1 offset -> size: type 5 backed ranges, type 6 pieces.
+        std::map<uint64_t, uint64_t> allocations;
+    };
+    struct Slab {
+        uint64_t offset = 0;
+        uint64_t size = 0;
+        std::map<uint64_t, uint64_t> free_pieces;  // BAR1 offset -> size
+    };
+    uint64_t bar1_size = 0;
+    uint64_t phys_start = 0;                    // what contexts use (PHYS_START or the VMM's)
+    std::vector<AreaAllocator::Range> area;     // every range, offset order
+    std::map<uint64_t, uint64_t> guest_blocks;  // offset -> size
+    std::map<uint64_t, uint64_t> host_regions;  // offset -> size
+    std::vector<MemoryMappingTable::Mapping> mappings;
+    std::vector<Handle> handles;  // handle order
+    std::vector<Slab> slabs;      // type-6 pool, offset order
+};
+
+// Failures the device can be told to produce, as a failing or hostile host would. Each
+// leaves the device's books as they were: the operation does nothing but report failure.
+enum class DeviceFault : uint8_t {
+    kBlockAllocation,    // ALLOCATE_BLOCK (size > 0): STATUS ENOMEM, BLOCK_OFFSET all-ones
+    kHostMemory,         // type-5/6 Allocate cannot get host memory or a host region: ~0
+    kGenHandle,          // GEN_HANDLE issues nothing; HANDLE reads 0xFFFFFFFF
+    kPingInfoReadBack,   // TELL_PING_INFO_ADDR (live handle) records the page, but
+                         // PING_INFO_ADDR then reads back a different address
+    kStatusAboveIntMax,  // ALLOCATE_BLOCK / DEALLOCATE_BLOCK do nothing; STATUS 0x8000000C
+};
+inline constexpr size_t kDeviceFaultCount = 5;
+
+// When an injected fault fires, counted in its opportunities (the operations it applies to,
+// listed above): it skips `skip` of them, then fires on every `every`-th one (0 counts as 1),
+// `times` times in all (0: until clear_faults()).
+struct FaultSchedule {
+    uint32_t skip = 0;
+    uint32_t every = 1;
+    uint32_t times = 1;
 };
 
 class AddressSpaceDevice : private DeviceServices {
@@ -82,6 +133,17 @@ class AddressSpaceDevice : private DeviceServices {
     // Back to the state after create(): registers, allocator, handles, contexts, mappings.
     void reset() GF_EXCLUDES(mutex_);
     DeviceStats stats() const GF_EXCLUDES(mutex_);
+    DeviceSnapshot snapshot() const GF_EXCLUDES(mutex_);
+
+    // Fault injection. Cheap when nothing is armed; reset() disarms everything.
+    void inject(DeviceFault fault, FaultSchedule schedule = {}) GF_EXCLUDES(mutex_);
+    // Guest memory refuses [gpa, gpa + size) to the device (a ping page that became
+    // unreadable) until clear_faults(): TELL_PING_INFO_ADDR and PING on it are refused.
+    void refuse_guest_memory(uint64_t gpa, uint64_t size) GF_EXCLUDES(mutex_);
+    void clear_faults() GF_EXCLUDES(mutex_);
+    // Whether the device can reach a ping page at gpa now (the emulated platform's view of
+    // "the page is still where the device looks", like pagemap on a real guest).
+    bool ping_page_reachable(uint64_t gpa) GF_EXCLUDES(mutex_);
 
     // The host's view of backed BAR1 memory at guest-physical [gpa, gpa + size) (what
     // get_host_ptr gives); EFAULT unless one mapping covers all of it. The span stays valid
@@ -113,6 +175,13 @@ class AddressSpaceDevice : private DeviceServices {
     // 0, or why the ping was refused (nothing ran, the page was left alone).
     uint32_t ping_locked(uint32_t handle) GF_REQUIRES(mutex_);
     void reset_locked() GF_REQUIRES(mutex_);
+    // Whether an armed fault fires at this opportunity (and counts it).
+    bool fault_fires_locked(DeviceFault fault) GF_REQUIRES(mutex_);
+    // Guest RAM as the device sees it: refused ranges (refuse_guest_memory) are EFAULT.
+    Result<void> read_guest_locked(uint64_t gpa, std::span<std::byte> out) GF_REQUIRES(mutex_);
+    Result<void> write_guest_locked(uint64_t gpa, std::span<const std::byte> in)
+        GF_REQUIRES(mutex_);
+    bool refused_locked(uint64_t gpa, uint64_t size) const GF_REQUIRES(mutex_);
 
     // DeviceServices, for contexts (always called from within one of the above).
     uint64_t host_page_size() const override { return config_.host_page_size; }
@@ -142,6 +211,16 @@ class AddressSpaceDevice : private DeviceServices {
     std::map<uint64_t, uint64_t> host_regions_ GF_GUARDED_BY(mutex_);  // offset -> size
     uint64_t host_region_bytes_ GF_GUARDED_BY(mutex_) = 0;
     uint64_t refused_pings_ GF_GUARDED_BY(mutex_) = 0;
+    struct ArmedFault {
+        FaultSchedule schedule;
+        uint64_t seen = 0;   // opportunities since inject()
+        uint32_t fired = 0;  // firings since inject()
+        bool armed = false;
+    };
+    std::array<ArmedFault, kDeviceFaultCount> faults_ GF_GUARDED_BY(mutex_){};
+    bool any_fault_armed_ GF_GUARDED_BY(mutex_) = false;
+    std::optional<std::pair<uint64_t, uint64_t>> refused_guest_range_ GF_GUARDED_BY(mutex_);
+    uint64_t faults_fired_ GF_GUARDED_BY(mutex_) = 0;
     MemoryMappingTable mappings_ GF_GUARDED_BY(mutex_);
     SharedSlotsPool shared_slots_ GF_GUARDED_BY(mutex_);
     // Last: its contexts release into the members above when they are destroyed.

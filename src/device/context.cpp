@@ -11,6 +11,10 @@ Context::~Context() = default;
 
 void Context::on_block_deallocated_locked(uint64_t) {}
 
+std::map<uint64_t, uint64_t> Context::allocations_locked() const {
+    return {};
+}
+
 namespace {
 
 struct ContextKind {

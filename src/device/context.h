@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 
 #include "base/result.h"
@@ -35,6 +36,8 @@ class Context {
     // The guest deallocated the block under this context's mapping at `offset`: forget it.
     // The device removes the mapping itself.
     virtual void on_block_deallocated_locked(uint64_t offset);
+    // What the context holds, BAR1 offset -> size (for the device's snapshot).
+    virtual std::map<uint64_t, uint64_t> allocations_locked() const;
 };
 
 // Builds the context for a create ping; ENOTSUP for types this device does not implement.

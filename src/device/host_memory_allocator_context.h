@@ -22,6 +22,7 @@ class HostMemoryAllocatorContext : public Context {
     ContextType type() const override { return ContextType::HostMemoryAllocator; }
     void perform_locked(PingInfo& info) override;
     void on_block_deallocated_locked(uint64_t offset) override;
+    std::map<uint64_t, uint64_t> allocations_locked() const override { return allocations_; }
 
   private:
     HostMemoryAllocatorContext(uint32_t handle, DeviceServices& services)

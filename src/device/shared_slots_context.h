@@ -21,6 +21,7 @@ class SharedSlotsContext : public Context {
 
     ContextType type() const override { return ContextType::SharedSlotsHostMemoryAllocator; }
     void perform_locked(PingInfo& info) override;
+    std::map<uint64_t, uint64_t> allocations_locked() const override { return allocations_; }
 
   private:
     explicit SharedSlotsContext(DeviceServices& services) : services_(services) {}

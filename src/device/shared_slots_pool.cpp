@@ -101,6 +101,15 @@ void SharedSlotsPool::collect_empty_slabs_locked(DeviceServices& services) {
     }
 }
 
+std::vector<SharedSlotsPool::SlabView> SharedSlotsPool::slabs() const {
+    std::vector<SlabView> out;
+    out.reserve(slabs_.size());
+    for (const auto& [offset, slab] : slabs_) {
+        out.push_back(SlabView{offset, slab.size, slab.free_by_offset});
+    }
+    return out;
+}
+
 uint64_t SharedSlotsPool::slab_bytes() const {
     uint64_t total = 0;
     for (const auto& [offset, slab] : slabs_) {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "base/result.h"
 #include "device/device_services.h"
@@ -26,6 +27,14 @@ class SharedSlotsPool {
     void collect_empty_slabs_locked(DeviceServices& services);
     // Forgets every slab without releasing it: for device reset, which drops all regions.
     void clear() { slabs_.clear(); }
+
+    // A slab as seen from outside (snapshots): its BAR1 range and its free pieces.
+    struct SlabView {
+        uint64_t offset = 0;
+        uint64_t size = 0;
+        std::map<uint64_t, uint64_t> free_pieces;  // BAR1 offset -> size
+    };
+    std::vector<SlabView> slabs() const;
 
     size_t slab_count() const { return slabs_.size(); }
     uint64_t slab_bytes() const;

@@ -26,6 +26,10 @@ struct DriverStats {
     uint64_t blocks = 0;
     uint64_t block_bytes = 0;
     uint64_t claims = 0;
+    // Blocks the device refused to free when their file was released: the device still
+    // holds them, and nothing in the driver refers to them any more.
+    uint64_t abandoned_blocks = 0;
+    uint64_t abandoned_block_bytes = 0;
 };
 
 class File;

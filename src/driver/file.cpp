@@ -200,6 +200,19 @@ Result<void> File::unclaim_shared(uint64_t offset) {
     return {};
 }
 
+FileSnapshot File::snapshot() const {
+    MutexLock lock(mutex_);
+    FileSnapshot snapshot;
+    snapshot.live = live_;
+    snapshot.handle = handle_;
+    if (ping_page_) {
+        snapshot.ping_page_phys = ping_page_->phys_addr();
+    }
+    snapshot.blocks = blocks_.ranges();
+    snapshot.claims = claims_.ranges();
+    return snapshot;
+}
+
 void File::release() {
     {
         // The usual path, without the runtime-wide lock.
@@ -230,7 +243,11 @@ void File::cleanup_locked() {
     // cannot be acted on here: the file is going away either way.
     (void)controller.destroy_handle(handle_);
     for (const auto& [offset, size] : blocks_.ranges()) {
-        (void)controller.deallocate_block(offset);
+        if (!controller.deallocate_block(offset)) {
+            // Counted, so the driver's books still add up to what the device holds.
+            runtime_->abandoned_blocks.fetch_add(1, std::memory_order_relaxed);
+            runtime_->abandoned_block_bytes.fetch_add(size, std::memory_order_relaxed);
+        }
         runtime_->blocks.fetch_sub(1, std::memory_order_relaxed);
         runtime_->block_bytes.fetch_sub(size, std::memory_order_relaxed);
     }

@@ -40,6 +40,8 @@ DriverStats Runtime::stats() const {
     stats.blocks = blocks.load(std::memory_order_relaxed);
     stats.block_bytes = block_bytes.load(std::memory_order_relaxed);
     stats.claims = claims.load(std::memory_order_relaxed);
+    stats.abandoned_blocks = abandoned_blocks.load(std::memory_order_relaxed);
+    stats.abandoned_block_bytes = abandoned_block_bytes.load(std::memory_order_relaxed);
     return stats;
 }
 

@@ -48,6 +48,8 @@ struct Runtime {
     std::atomic<uint64_t> blocks{0};
     std::atomic<uint64_t> block_bytes{0};
     std::atomic<uint64_t> claims{0};
+    std::atomic<uint64_t> abandoned_blocks{0};
+    std::atomic<uint64_t> abandoned_block_bytes{0};
 
   private:
     Mutex files_mutex_;

@@ -155,4 +155,11 @@ void SlotBackend::free_dma_page(const DmaBuffer& buffer) {
     pages_.free(buffer.phys);
 }
 
+Result<void> SlotBackend::verify_dma_page(const DmaBuffer& buffer) {
+    if (!device_.ping_page_reachable(buffer.phys)) {
+        return fail(EIO);
+    }
+    return {};
+}
+
 }  // namespace gf::pci::emulated

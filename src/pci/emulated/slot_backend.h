@@ -41,6 +41,9 @@ class SlotBackend : public Backend {
     void write32(const BarMapping& mapping, uint64_t offset, uint32_t value) override;
     Result<DmaBuffer> allocate_dma_page() override;
     void free_dma_page(const DmaBuffer& buffer) override;
+    // EIO once the device can no longer reach the page (guest memory refuses it), as the
+    // sysfs backend's pagemap check does when a page moved.
+    Result<void> verify_dma_page(const DmaBuffer& buffer) override;
     size_t page_size() const override { return pages_.page_size(); }
 
   private:

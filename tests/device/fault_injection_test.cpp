@@ -1,0 +1,117 @@
+// The device's fault injection (what each fault does at the registers, and that the books
+// stay as they were) and its snapshot, driven through the registers as a guest would.
+#include <cerrno>
+
+#include <gtest/gtest.h>
+
+#include "device/device_test_support.h"
+
+namespace gf::device {
+namespace {
+
+using testing::Guest;
+using testing::kBar1Base;
+using testing::kRamBase;
+
+constexpr uint32_t kOk = 0;
+
+TEST(DeviceFaultTest, BlockAllocationFailsWithEnomemAndAllOnes) {
+    Guest guest;
+    guest.device().inject(DeviceFault::kBlockAllocation);
+    const auto failed = guest.allocate_block(4096);
+    EXPECT_EQ(failed.status, static_cast<uint32_t>(ENOMEM));
+    EXPECT_EQ(failed.offset, kAllOnes);
+    EXPECT_EQ(guest.device().stats().guest_blocks, 0u);
+    EXPECT_EQ(guest.device().stats().faults_fired, 1u);
+    EXPECT_EQ(guest.allocate_block(4096).status, kOk);
+}
+
+TEST(DeviceFaultTest, StatusAboveIntMaxDoesNothing) {
+    Guest guest;
+    const auto block = guest.allocate_block(4096);
+    guest.device().inject(DeviceFault::kStatusAboveIntMax, FaultSchedule{.times = 2});
+    EXPECT_GT(guest.allocate_block(4096).status, 0x7FFF'FFFFu);
+    EXPECT_GT(guest.deallocate_block(block.offset), 0x7FFF'FFFFu);
+    EXPECT_EQ(guest.device().stats().guest_blocks, 1u);
+    EXPECT_EQ(guest.deallocate_block(block.offset), kOk);
+}
+
+TEST(DeviceFaultTest, GenHandleGivesTheInvalidHandleAndIssuesNothing) {
+    Guest guest;
+    guest.device().inject(DeviceFault::kGenHandle);
+    guest.write(Reg::COMMAND, static_cast<uint32_t>(Command::GEN_HANDLE));
+    EXPECT_EQ(guest.read(Reg::HANDLE), kInvalidHandle);
+    EXPECT_EQ(guest.device().stats().handles, 0u);
+    EXPECT_EQ(guest.gen_handle(), 1u);
+}
+
+TEST(DeviceFaultTest, PingInfoReadBackDiffersButThePageIsRecorded) {
+    Guest guest;
+    const uint32_t id = guest.gen_handle();
+    guest.device().inject(DeviceFault::kPingInfoReadBack);
+    guest.write(Reg::HANDLE, id);
+    guest.write64(Reg::PING_INFO_ADDR_LOW, kRamBase);
+    guest.write(Reg::COMMAND, static_cast<uint32_t>(Command::TELL_PING_INFO_ADDR));
+    EXPECT_NE(guest.read64(Reg::PING_INFO_ADDR_LOW), kRamBase);
+    EXPECT_EQ(guest.device().snapshot().handles.at(0).ping_info_gpa, kRamBase);
+}
+
+TEST(DeviceFaultTest, HostMemoryFailsType5AllocateAndLeavesNoMapping) {
+    Guest guest;
+    const auto h = guest.open();
+    ASSERT_EQ(guest.create(h, 5), kPingOk);
+    const auto block = guest.allocate_block(4096);
+    guest.device().inject(DeviceFault::kHostMemory);
+    EXPECT_EQ(guest.ping_command(h, 1, kBar1Base + block.offset, 4096).metadata, kAllOnes);
+    EXPECT_EQ(guest.device().stats().memory_mappings, 0u);
+    EXPECT_EQ(guest.ping_command(h, 1, kBar1Base + block.offset, 4096).metadata, kPingOk);
+}
+
+TEST(DeviceFaultTest, RefusedGuestMemoryRefusesTellAndPing) {
+    Guest guest;
+    const auto h = guest.open();
+    guest.device().refuse_guest_memory(h.ping_gpa, 4096);
+    EXPECT_FALSE(guest.device().ping_page_reachable(h.ping_gpa));
+    EXPECT_TRUE(guest.device().ping_page_reachable(h.ping_gpa + 4096));
+    guest.write(Reg::PING, h.id);
+    EXPECT_EQ(guest.device().stats().refused_pings, 1u);
+    // A second handle told the refused page: refused, and the read-back says so.
+    const uint32_t other = guest.gen_handle();
+    guest.write(Reg::HANDLE, other);
+    guest.write64(Reg::PING_INFO_ADDR_LOW, h.ping_gpa);
+    EXPECT_EQ(guest.command(Command::TELL_PING_INFO_ADDR), static_cast<uint32_t>(EFAULT));
+    EXPECT_EQ(guest.read64(Reg::PING_INFO_ADDR_LOW), kAllOnes);
+    guest.device().clear_faults();
+    EXPECT_TRUE(guest.device().ping_page_reachable(h.ping_gpa));
+    EXPECT_EQ(guest.create(h, 6), kPingOk);
+}
+
+TEST(DeviceSnapshotTest, ShowsTheBooks) {
+    Guest guest;
+    const auto h5 = guest.open();
+    const auto h6 = guest.open();
+    ASSERT_EQ(guest.create(h5, 5), kPingOk);
+    ASSERT_EQ(guest.create(h6, 6), kPingOk);
+    const auto block = guest.allocate_block(1);
+    ASSERT_EQ(guest.ping_command(h5, 1, kBar1Base + block.offset, 4096).metadata, kPingOk);
+    const PingInfo piece = guest.ping_command(h6, 1, 0, 4096);
+    ASSERT_EQ(piece.metadata, kPingOk);
+
+    const DeviceSnapshot s = guest.device().snapshot();
+    EXPECT_EQ(s.phys_start, kBar1Base);
+    EXPECT_EQ(s.guest_blocks, (std::map<uint64_t, uint64_t>{{block.offset, block.size}}));
+    ASSERT_EQ(s.slabs.size(), 1u);
+    EXPECT_EQ(s.slabs[0].offset, piece.phys_addr);
+    EXPECT_EQ(s.host_regions, (std::map<uint64_t, uint64_t>{{piece.phys_addr, 64u << 20}}));
+    ASSERT_EQ(s.handles.size(), 2u);
+    EXPECT_EQ(s.handles[0].handle, h5.id);
+    EXPECT_EQ(s.handles[0].ping_info_gpa, h5.ping_gpa);
+    EXPECT_EQ(s.handles[0].allocations, (std::map<uint64_t, uint64_t>{{block.offset, 4096}}));
+    EXPECT_EQ(s.handles[1].context, ContextType::SharedSlotsHostMemoryAllocator);
+    EXPECT_EQ(s.handles[1].allocations, (std::map<uint64_t, uint64_t>{{piece.phys_addr, 4096}}));
+    ASSERT_EQ(s.mappings.size(), 2u);
+    EXPECT_EQ(s.area.size(), 3u);  // free, slab, block: each carved from the top
+}
+
+}  // namespace
+}  // namespace gf::device
