@@ -52,20 +52,22 @@ constexpr uint32_t kIoctls[] = {
 };
 
 enum Op : uint8_t {
-    kOpen,        // -
-    kClose,       // slot
-    kIoctlRaw,    // slot, cmd selector [u32], length, bytes
-    kAllocate,    // slot, size
-    kDeallocate,  // slot, offset
-    kPing,        // slot, metadata, offset, size, version byte
-    kClaim,       // slot, offset, size
-    kUnclaim,     // slot, offset
-    kRawWrite,    // register, value, access size
-    kRawRead,     // register, access size
-    kPeer,        // peer command kind, operands
-    kFault,       // fault kind, schedule
-    kHostMalloc,  // slot, shared?, size: the AOSP library's hostMalloc sequence
-    kHostFree,    // slot, shared?, index: its hostFree sequence
+    kOpen,         // -
+    kClose,        // slot
+    kIoctlRaw,     // slot, cmd selector [u32], length, bytes
+    kAllocate,     // slot, size
+    kDeallocate,   // slot, offset
+    kPing,         // slot, metadata, offset, size, version byte
+    kClaim,        // slot, offset, size
+    kUnclaim,      // slot, offset
+    kRawWrite,     // register, value, access size
+    kRawRead,      // register, access size
+    kPeer,         // peer command kind, operands
+    kFault,        // fault kind, schedule
+    kHostMalloc,   // slot, shared?, size: the AOSP library's hostMalloc sequence
+    kHostFree,     // slot, shared?, index: its hostFree sequence
+    kRebind,       // -: unbind the driver (files revoked and closed), probe a new one
+    kDeviceReset,  // -: the VMM resets the device under the bound driver
     kOpCount,
 };
 
@@ -195,6 +197,14 @@ class World {
                 break;
             case kHostFree:
                 host_free(in);
+                break;
+            case kRebind:
+                rebind();
+                break;
+            case kDeviceReset:
+                // The device forgets everything the driver's files hold.
+                device().reset();
+                stale_ = true;
                 break;
             default:
                 break;
@@ -507,6 +517,31 @@ class World {
         }
     }
 
+    // Unbind: every open file is revoked (nothing of it left on the device), then closed;
+    // a new driver binds to the same device.
+    void rebind() {
+        driver_->remove();
+        for (auto& file : files_) {
+            if (file && file->snapshot().live) {
+                report("after unbind", {"a file is still live after unbind"});
+            }
+            file.reset();
+        }
+        check("after unbind");
+        // Blocks the old driver abandoned stay on the device, known to no driver now.
+        stale_ = stale_ || driver_->stats().abandoned_blocks != 0;
+        driver_.reset();
+        auto driver = gf::driver::Driver::probe(machine_->pci_device());
+        if (!driver) {
+            report("rebind", {"probe failed after unbind"});
+        }
+        driver_ = std::move(*driver);
+    }
+
+    // Whether the device holds exactly what the files hold: no peer command reached it,
+    // it was not reset under the driver, and no earlier binding left blocks behind.
+    bool exact() const { return !peer_commanded_ && !stale_; }
+
     void check(const char* where) {
         std::vector<std::shared_ptr<File>> open;
         for (const auto& file : files_) {
@@ -515,7 +550,7 @@ class World {
             }
         }
         gf::stress::CheckOptions options;
-        options.exact = !peer_commanded_;
+        options.exact = exact();
         const auto violations = gf::stress::check(*machine_, *driver_, open, options);
         if (!violations.empty()) {
             report(where, violations);
@@ -527,12 +562,12 @@ class World {
         for (auto& file : files_) {
             file.reset();
         }
-        if (peer_commanded_) {
+        if (!exact()) {
             gf::stress::clean_up_as_peer(device());
         }
-        const auto violations = gf::stress::check_quiescent(
-            *machine_, *driver_, free_pages_at_start_,
-            gf::stress::QuiescentOptions{.peer_cleaned_up = peer_commanded_});
+        const auto violations =
+            gf::stress::check_quiescent(*machine_, *driver_, free_pages_at_start_,
+                                        gf::stress::QuiescentOptions{.peer_cleaned_up = !exact()});
         if (!violations.empty()) {
             report("after closing every file", violations);
         }
@@ -544,6 +579,7 @@ class World {
     std::shared_ptr<File> files_[kSlots];
     size_t free_pages_at_start_ = 0;
     bool peer_commanded_ = false;
+    bool stale_ = false;
 };
 
 }  // namespace

@@ -13,7 +13,7 @@ import struct
 
 # Opcodes, in the harness's enum order.
 (OPEN, CLOSE, IOCTL_RAW, ALLOCATE, DEALLOCATE, PING, CLAIM, UNCLAIM, RAW_WRITE, RAW_READ, PEER,
- FAULT, HOST_MALLOC, HOST_FREE) = range(14)
+ FAULT, HOST_MALLOC, HOST_FREE, REBIND, DEVICE_RESET) = range(16)
 
 ALLOCATE_BLOCK, DEALLOCATE_BLOCK, PING_IOCTL, CLAIM_SHARED, UNCLAIM_SHARED, PING_WITH_DATA = range(6)
 
@@ -172,6 +172,12 @@ SEEDS = {
     "fault_unreadable_page": open_() + ping(0, TYPE5) + refuse_page(0) + ping(0, CMD_ALLOCATE)
                              + clear_faults() + ping(0, CMD_CHECK),
     "fault_unreadable_ram": refuse_ram() + open_() + clear_faults() + open_(),
+    "rebind": open_() * 2 + allocate(0, pages(1)) + ping(1, TYPE6) + host_malloc(1, 1, pages(1))
+              + u8(REBIND) + open_() + allocate(0, pages(1)) + allocate(1, pages(1)),
+    "rebind_after_abandoned_block": open_() + allocate(0, pages(1)) + fault(F_STATUS) + close(0)
+                                    + u8(REBIND) + open_() + allocate(0, pages(1)),
+    "device_reset": open_() + ping(0, TYPE5) + allocate(0, pages(2)) + ping(0, CMD_ALLOCATE, own(), pages(1))
+                    + u8(DEVICE_RESET) + ping(0, CMD_UNALLOCATE, own()) + deallocate(0, own()) + open_(),
 }
 
 

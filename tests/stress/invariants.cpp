@@ -304,7 +304,9 @@ Violations check(pci::emulated::Machine& machine, const driver::Driver& driver,
         sums.block_bytes += sum_sizes(f.blocks);
         sums.claims += f.claims.size();
         const uint32_t handle = f.handle;
-        if (!by_handle.emplace(handle, std::move(f)).second) {
+        // Handles come from a counter that only a device reset restarts (which makes the
+        // old files' handles stale, and the check inexact).
+        if (!by_handle.emplace(handle, std::move(f)).second && options.exact) {
             sink.add() << "two files share handle " << handle;
         }
     }
