@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "base/checked.h"
+#include "base/shared_memory.h"
 
 namespace gf::device {
 
@@ -37,12 +38,13 @@ std::byte* RamGuestMemory::host_pointer(uint64_t gpa, uint64_t len) {
 }
 
 Result<void> RamGuestMemory::read(uint64_t gpa, std::span<std::byte> out) {
-    const std::byte* src = host_pointer(gpa, out.size());
+    std::byte* src = host_pointer(gpa, out.size());
     if (src == nullptr) {
         return fail(EFAULT);
     }
-    // Sound: host_pointer checked the whole range lies inside our mapping.
-    std::memcpy(out.data(), src, out.size());
+    // Sound: host_pointer checked the whole range lies inside our mapping. The guest may
+    // write it meanwhile, so the copy is made of atomic accesses.
+    copy_from_shared(out, {src, out.size()});
     return {};
 }
 
@@ -51,8 +53,9 @@ Result<void> RamGuestMemory::write(uint64_t gpa, std::span<const std::byte> in) 
     if (dst == nullptr) {
         return fail(EFAULT);
     }
-    // Sound: host_pointer checked the whole range lies inside our mapping.
-    std::memcpy(dst, in.data(), in.size());
+    // Sound: host_pointer checked the whole range lies inside our mapping. The guest may
+    // read it meanwhile, so the copy is made of atomic accesses.
+    copy_to_shared({dst, in.size()}, in);
     return {};
 }
 

@@ -1,12 +1,12 @@
 #include "driver/file.h"
 
-#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <utility>
 
 #include "base/checked.h"
 #include "base/scope_guard.h"
+#include "base/shared_memory.h"
 #include "driver/hardware.h"
 #include "driver/runtime.h"
 
@@ -157,17 +157,18 @@ Result<goldfish_address_space_ping> File::ping(const goldfish_address_space_ping
     header.offset = GF_TRY(checked_add(request.offset, runtime_->area_phys_start));
 
     // A live file always has its page. The page is ours alone under the file
-    // lock; the device touches it only during the PING register write below,
-    // which returns once the device is done.
+    // lock; a well-behaved device touches it only during the PING register write
+    // below, which returns once the device is done. A hostile one may write it
+    // at any time (a PING of our handle of its own): every access is atomic.
     std::span<std::byte> page = ping_page_->bytes();
-    std::ranges::fill(page, std::byte{0});  // data_size (bytes 40..47) stays 0
-    std::memcpy(page.data(), &header, sizeof(header));
+    fill_shared(page, std::byte{0});  // data_size (bytes 40..47) stays 0
+    copy_to_shared(page, std::as_bytes(std::span{&header, 1}));
     // The host reads the page by the physical address it was told at open.
     GF_TRY(ping_page_->verify());
     GF_TRY(runtime_->controller.ping(handle_));
 
     goldfish_address_space_ping reply;
-    std::memcpy(&reply, page.data(), sizeof(reply));
+    copy_from_shared(std::as_writable_bytes(std::span{&reply, 1}), page);
     return reply;
 }
 

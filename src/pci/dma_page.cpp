@@ -1,14 +1,15 @@
 #include "pci/dma_page.h"
 
-#include <algorithm>
 #include <utility>
+
+#include "base/shared_memory.h"
 
 namespace gf::pci {
 
 Result<DmaPage> DmaPage::allocate(Device& device) {
     DmaPage page(device, GF_TRY(device.allocate_dma_page()));
     // Zeroed so the device never sees stale data (a bug of the C driver).
-    std::ranges::fill(page.bytes(), std::byte{0});
+    fill_shared(page.bytes(), std::byte{0});
     return page;
 }
 

@@ -183,5 +183,29 @@ TEST_F(ConcurrencyTest, ReleaseRacingUnbind) {
     }
 }
 
+// Regression (TSan, found by the stress test's hostile peer): a VMM may PING a file's
+// handle whenever it likes, so the device writes the ping page while the file fills it or
+// copies its reply out. Those accesses must be atomic, not plain copies racing the device.
+TEST_F(ConcurrencyTest, DevicePingsOfAHandleRaceTheFilesOwnPings) {
+    auto file = open();
+    ASSERT_EQ(file->ping(make_ping(testing::kSharedSlots))->metadata, 0u);
+    const uint32_t handle = file->handle();
+    std::thread peer([&] {
+        for (int i = 0; i < kRounds * 4; ++i) {
+            machine->device().write32(device::Reg::PING, handle);
+        }
+    });
+    int failures = 0;
+    for (int i = 0; i < kRounds * 4; ++i) {
+        // CheckIfSharedSlotsSupported: the reply is whatever the page held last, 0 or torn.
+        failures += file->ping(make_ping(3)).has_value() ? 0 : 1;
+    }
+    peer.join();
+    EXPECT_EQ(failures, 0);
+    expect_books_agree();
+    file.reset();
+    expect_nothing_held();
+}
+
 }  // namespace
 }  // namespace gf::driver
