@@ -37,6 +37,7 @@ constexpr int kFiles = 64;
 // The same count in release and sanitized builds: ASan and TSan runs take well under a
 // second on 2 cores, so nothing is scaled down.
 constexpr int kOpsPerThread = 10'000;
+constexpr int kPeerCommands = 5'000;
 // A 1 GiB BAR1 fills up now and then (16 type-6 slabs), so ENOMEM paths run too.
 constexpr uint64_t kBar1Size = 1ull << 30;
 
@@ -210,12 +211,13 @@ class StressTest : public driver::testing::MachineTest {
             threads.emplace_back(
                 [&, t] { wrong += run_thread(0x5eed + t, ops_per_thread, faults, peer); });
         }
-        // The hostile peer works until the workers are done (a count, not a time).
+        // The hostile peer issues its commands while the workers run, and at least
+        // kPeerCommands of them (a count, not a time).
         std::thread peer_thread;
         if (peer) {
             peer_thread = std::thread([&] {
                 std::mt19937_64 rng(0xbad);
-                while (!done.load(std::memory_order_relaxed)) {
+                for (int i = 0; i < kPeerCommands || !done.load(std::memory_order_relaxed); ++i) {
                     peer_command(rng);
                 }
             });
@@ -243,7 +245,7 @@ class StressTest : public driver::testing::MachineTest {
                            static_cast<uint32_t>(value >> 32));
         };
         auto command = [&](Command c) { device.write32(Reg::COMMAND, static_cast<uint32_t>(c)); };
-        switch (rng() % 6) {
+        switch (rng() % 7) {
             case 0:
                 if (!s.handles.empty()) {
                     device.write32(Reg::HANDLE, s.handles[rng() % s.handles.size()].handle);
@@ -270,6 +272,16 @@ class StressTest : public driver::testing::MachineTest {
             case 4:
                 if (!s.handles.empty()) {
                     device.write32(Reg::PING, s.handles[rng() % s.handles.size()].handle);
+                }
+                break;
+            case 5:
+                // Point a handle at any page of guest RAM: another file's ping page, a free one.
+                if (!s.handles.empty()) {
+                    const auto& ram = machine->config();
+                    device.write32(Reg::HANDLE, s.handles[rng() % s.handles.size()].handle);
+                    write64(Reg::PING_INFO_ADDR_LOW,
+                            ram.ram_base + 4096 * (rng() % (ram.ram_size / 4096)));
+                    command(Command::TELL_PING_INFO_ADDR);
                 }
                 break;
             default:
