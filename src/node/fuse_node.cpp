@@ -229,7 +229,6 @@ struct FuseNode::Ops {
         ops.setattr = setattr;
         ops.readdir = readdir;
         ops.open = open;
-        ops.opendir = nullptr;
         ops.release = release;
         ops.read = read;
         ops.write = write;

@@ -60,7 +60,7 @@ bool parse_size(const std::string& text, uint64_t& out) {
 }
 
 // Serves until the connection ends; the exit status says how it ended.
-int serve(gf::vmm::ProxyDevice& device, gf::vmm::UniqueFd socket) {
+int serve(gf::vmm::ProxyDevice& device, gf::UniqueFd socket) {
     const gf::vmm::ConnectionEnd end = device.serve(std::move(socket));
     const gf::vmm::ProxyStats s = device.stats();
     const std::string counts = std::to_string(s.messages) + " messages, " +
@@ -87,8 +87,8 @@ bool is_socket(int fd) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
         die(std::string("socketpair: ") + std::strerror(errno));
     }
-    gf::vmm::UniqueFd qemu_end(fds[0]);
-    gf::vmm::UniqueFd device_end(fds[1]);
+    gf::UniqueFd qemu_end(fds[0]);
+    gf::UniqueFd device_end(fds[1]);
     const pid_t child = ::fork();
     if (child < 0) {
         die(std::string("fork: ") + std::strerror(errno));
@@ -158,5 +158,5 @@ int main(int argc, char** argv) {
     if (!is_socket(fd)) {
         die("--fd " + std::to_string(fd) + " is not a socket");
     }
-    return serve(**device, gf::vmm::UniqueFd(fd));
+    return serve(**device, gf::UniqueFd(fd));
 }

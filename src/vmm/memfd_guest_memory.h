@@ -11,8 +11,8 @@
 
 #include "base/mutex.h"
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "device/guest_memory.h"
-#include "vmm/unique_fd.h"
 
 namespace gf::vmm {
 

@@ -10,8 +10,8 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "vmm/proxy_protocol.h"
-#include "vmm/unique_fd.h"
 
 namespace gf::vmm {
 

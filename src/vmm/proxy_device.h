@@ -17,11 +17,11 @@
 
 #include "base/mutex.h"
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "device/address_space_device.h"
 #include "vmm/memfd_guest_memory.h"
 #include "vmm/message_channel.h"
 #include "vmm/pci_config_space.h"
-#include "vmm/unique_fd.h"
 
 namespace gf::vmm {
 

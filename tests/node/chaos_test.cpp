@@ -29,12 +29,7 @@ constexpr auto kReleaseLimit = 20s;
 class Clients {
   public:
     explicit Clients(std::string node) : node_(std::move(node)) {}
-    ~Clients() {
-        for (pid_t pid : live_) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-    }
+    ~Clients() { kill_all(); }
 
     void spawn() {
         uint64_t seed = next_seed_++;
@@ -54,19 +49,22 @@ class Clients {
         ++killed_;
     }
 
-    // A client that exited on its own found a wrong answer (not kDaemonGone).
-    int reap_exited() {
-        int wrong = 0;
+    // Reaps the clients that exited on their own: how many ended because the
+    // daemon went away (kDaemonGone), and how many for anything else (a wrong answer).
+    std::pair<int, int> reap_exited() {
+        int gone = 0, other = 0;
         for (size_t i = 0; i < live_.size();) {
             int status = 0;
             if (::waitpid(live_[i], &status, WNOHANG) == live_[i]) {
-                wrong += !(WIFEXITED(status) && WEXITSTATUS(status) == kDaemonGone);
+                bool daemon_gone = WIFEXITED(status) && WEXITSTATUS(status) == kDaemonGone;
+                gone += daemon_gone;
+                other += !daemon_gone;
                 live_.erase(live_.begin() + static_cast<long>(i));
             } else {
                 ++i;
             }
         }
-        return wrong;
+        return {gone, other};
     }
 
     // Waits (bounded) for every client to exit on its own; how many exited
@@ -75,23 +73,11 @@ class Clients {
         int gone = 0;
         auto deadline = Clock::now() + limit;
         while (!live_.empty() && Clock::now() < deadline) {
-            for (size_t i = 0; i < live_.size();) {
-                int status = 0;
-                if (::waitpid(live_[i], &status, WNOHANG) == live_[i]) {
-                    gone += WIFEXITED(status) && WEXITSTATUS(status) == kDaemonGone;
-                    live_.erase(live_.begin() + static_cast<long>(i));
-                } else {
-                    ++i;
-                }
-            }
+            gone += reap_exited().first;
             std::this_thread::sleep_for(5ms);
         }
         int hung = static_cast<int>(live_.size());
-        for (pid_t pid : live_) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-        live_.clear();
+        kill_all();
         return {gone, hung};
     }
 
@@ -155,7 +141,7 @@ TEST_F(ChaosTest, ClientsKilledAtRandomMomentsLeaveNothingBehind) {
     while (Clock::now() < end) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 20));
         clients.kill_one(rng);
-        wrong += clients.reap_exited();
+        wrong += clients.reap_exited().second;
         clients.spawn();
     }
     EXPECT_EQ(wrong, 0) << "a client saw a wrong answer";
@@ -163,6 +149,7 @@ TEST_F(ChaosTest, ClientsKilledAtRandomMomentsLeaveNothingBehind) {
     ASSERT_TRUE(busy);
     EXPECT_GT(busy->open_files, 0u);
     clients.kill_all();
+    EXPECT_GT(clients.killed(), kClients) << "clients were killed while busy, many times over";
     RecordProperty("clients_killed", clients.killed());
     expect_idle();
 }

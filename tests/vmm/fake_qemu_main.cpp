@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
         return 11;
     }
     using namespace gf::vmm;
-    testing::FakeQemu q{UniqueFd(fd)};
+    testing::FakeQemu q{gf::UniqueFd(fd)};
     const uint32_t ids = q.config_read(0x00, 4);
     const uint32_t klass = q.config_read(0x08, 4);
     const uint32_t pin = q.config_read(0x3D, 1);

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "vmm/proxy_protocol.h"
-#include "vmm/unique_fd.h"
 
 namespace gf::vmm::testing {
 

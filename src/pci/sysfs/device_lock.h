@@ -7,7 +7,7 @@
 #include <string>
 
 #include "base/result.h"
-#include "pci/sysfs/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace gf::pci::sysfs {
 

@@ -14,12 +14,12 @@
 
 #include "base/mutex.h"
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "pci/backend.h"
 #include "pci/sysfs/device_lock.h"
 #include "pci/sysfs/locked_page.h"
 #include "pci/sysfs/pagemap.h"
 #include "pci/sysfs/resource_file.h"
-#include "pci/sysfs/unique_fd.h"
 
 namespace gf::pci::sysfs {
 

@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "pci/sysfs/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace gf::pci::sysfs {
 

@@ -1,5 +1,5 @@
-// UniqueFd and Mapping: the move-only owners of a file descriptor and of an
-// mmap'ed range, so the sysfs backend never pairs close/munmap by hand.
+// UniqueFd and Mapping: move-only owners of a file descriptor and of an
+// mmap'ed range, so no code pairs close/munmap by hand.
 #pragma once
 
 #include <sys/mman.h>
@@ -8,17 +8,17 @@
 #include <cstddef>
 #include <utility>
 
-namespace gf::pci::sysfs {
+namespace gf {
 
+// An owned file descriptor: closed exactly once, by its destructor or reset().
 class UniqueFd {
   public:
     UniqueFd() = default;
     explicit UniqueFd(int fd) : fd_(fd) {}
-    UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
     UniqueFd& operator=(UniqueFd&& other) noexcept {
         if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
+            reset(other.release());
         }
         return *this;
     }
@@ -28,10 +28,15 @@ class UniqueFd {
 
     int get() const { return fd_; }
     bool valid() const { return fd_ >= 0; }
-    void reset() {
+    explicit operator bool() const { return valid(); }
+
+    // Gives up ownership without closing.
+    int release() { return std::exchange(fd_, -1); }
+    void reset(int fd = -1) {
         if (fd_ >= 0) {
-            ::close(std::exchange(fd_, -1));
+            ::close(fd_);
         }
+        fd_ = fd;
     }
 
   private:
@@ -72,4 +77,4 @@ class Mapping {
     size_t length_ = 0;
 };
 
-}  // namespace gf::pci::sysfs
+}  // namespace gf
