@@ -5,8 +5,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <utility>
+
+#include "base/result.h"
 
 namespace gf {
 
@@ -48,6 +51,14 @@ class Mapping {
   public:
     Mapping() = default;
     Mapping(void* address, size_t length) : address_(address), length_(length) {}
+    // An owned mmap(nullptr, length, prot, flags, fd, offset), or mmap's errno.
+    static Result<Mapping> map(size_t length, int prot, int flags, int fd, off_t offset) {
+        void* address = ::mmap(nullptr, length, prot, flags, fd, offset);
+        if (address == MAP_FAILED) {
+            return fail(errno);
+        }
+        return Mapping(address, length);
+    }
     Mapping(Mapping&& other) noexcept
         : address_(std::exchange(other.address_, nullptr)),
           length_(std::exchange(other.length_, 0)) {}

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <utility>
@@ -31,35 +30,23 @@ Result<Session> Session::open(const std::string& path) {
     return Session(fd);
 }
 
-Session& Session::operator=(Session&& other) noexcept {
-    if (this != &other) {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-        fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-}
+Session& Session::operator=(Session&& other) noexcept = default;
 
-Session::~Session() {
-    if (fd_ >= 0) {
-        ::close(fd_);
-    }
-}
+Session::~Session() = default;
 
 Result<goldfish_address_space_allocate_block> Session::allocate_block(uint64_t size) const {
     goldfish_address_space_allocate_block arg{.size = size, .offset = 0, .phys_addr = 0};
-    GF_TRY(call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &arg));
+    GF_TRY(call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &arg));
     return arg;
 }
 
 Result<void> Session::deallocate_block(uint64_t offset) const {
-    return call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset);
+    return call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset);
 }
 
 Result<Ping> Session::ping(const Ping& request) const {
     Ping arg = request;
-    GF_TRY(call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &arg));
+    GF_TRY(call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &arg));
     return arg;
 }
 
@@ -74,11 +61,11 @@ Result<Ping> Session::ping(uint64_t metadata, uint64_t offset, uint64_t size) co
 
 Result<void> Session::claim_shared(uint64_t offset, uint64_t size) const {
     goldfish_address_space_claim_shared arg{.offset = offset, .size = size};
-    return call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_CLAIM_SHARED, &arg);
+    return call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_CLAIM_SHARED, &arg);
 }
 
 Result<void> Session::unclaim_shared(uint64_t offset) const {
-    return call(fd_, GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
+    return call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
 }
 
 Result<void> Session::create_context(ContextType type) const {

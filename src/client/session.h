@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace gf::client {
 
@@ -33,13 +34,13 @@ class Session {
     // Takes ownership of an fd that is already open on a node.
     static Session adopt(int fd) { return Session(fd); }
 
-    Session(Session&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    Session(Session&& other) noexcept = default;
     Session& operator=(Session&& other) noexcept;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
     ~Session();
 
-    int fd() const { return fd_; }
+    int fd() const { return fd_.get(); }
 
     // The raw ioctls, errno on failure.
     Result<goldfish_address_space_allocate_block> allocate_block(uint64_t size) const;
@@ -60,7 +61,7 @@ class Session {
 
   private:
     explicit Session(int fd) : fd_(fd) {}
-    int fd_ = -1;
+    UniqueFd fd_;
 };
 
 // A block of BAR1 owned by a session; DEALLOCATE_BLOCK on destruction.

@@ -39,40 +39,11 @@ Result<RegionMapping> RegionMapping::map(const RamRegion& region) {
     if (length > SIZE_MAX) {
         return fail(EOVERFLOW);
     }
-    void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, region.fd.get(),
-                        static_cast<off_t>(offset - misalignment));
-    if (base == MAP_FAILED) {
-        return fail(errno);
-    }
-    return RegionMapping(region.gpa, region.size, base, length,
-                         static_cast<std::byte*>(base) + misalignment);
-}
-
-RegionMapping::RegionMapping(RegionMapping&& other) noexcept
-    : gpa_(other.gpa_),
-      size_(other.size_),
-      base_(std::exchange(other.base_, nullptr)),
-      length_(std::exchange(other.length_, 0)),
-      data_(std::exchange(other.data_, nullptr)) {}
-
-RegionMapping& RegionMapping::operator=(RegionMapping&& other) noexcept {
-    if (this != &other) {
-        if (base_ != nullptr) {
-            ::munmap(base_, length_);
-        }
-        gpa_ = other.gpa_;
-        size_ = other.size_;
-        base_ = std::exchange(other.base_, nullptr);
-        length_ = std::exchange(other.length_, 0);
-        data_ = std::exchange(other.data_, nullptr);
-    }
-    return *this;
-}
-
-RegionMapping::~RegionMapping() {
-    if (base_ != nullptr) {
-        ::munmap(base_, length_);
-    }
+    Mapping mapping =
+        GF_TRY(Mapping::map(length, PROT_READ | PROT_WRITE, MAP_SHARED, region.fd.get(),
+                            static_cast<off_t>(offset - misalignment)));
+    return RegionMapping(region.gpa, region.size, std::move(mapping),
+                         static_cast<size_t>(misalignment));
 }
 
 MemfdGuestMemory::~MemfdGuestMemory() = default;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "base/mutex.h"
@@ -31,26 +32,21 @@ class RegionMapping {
     // wraps, ENXIO if the range runs past the end of the file (an access there would
     // SIGBUS), EBADF unless the fd is a regular file (a memfd), or mmap's errno.
     static Result<RegionMapping> map(const RamRegion& region);
-    RegionMapping(RegionMapping&& other) noexcept;
-    RegionMapping& operator=(RegionMapping&& other) noexcept;
-    RegionMapping(const RegionMapping&) = delete;
-    RegionMapping& operator=(const RegionMapping&) = delete;
-    ~RegionMapping();
 
     uint64_t gpa() const { return gpa_; }
     uint64_t size() const { return size_; }
     uint64_t end() const { return gpa_ + size_; }  // no wrap: checked by map()
-    std::byte* data() const { return data_; }
+    // Guest byte gpa_: the mapping starts at the page holding the file offset.
+    std::byte* data() const { return mapping_.data() + misalignment_; }
 
   private:
-    RegionMapping(uint64_t gpa, uint64_t size, void* base, size_t length, std::byte* data)
-        : gpa_(gpa), size_(size), base_(base), length_(length), data_(data) {}
+    RegionMapping(uint64_t gpa, uint64_t size, Mapping mapping, size_t misalignment)
+        : gpa_(gpa), size_(size), mapping_(std::move(mapping)), misalignment_(misalignment) {}
 
     uint64_t gpa_;
     uint64_t size_;
-    void* base_;       // what mmap returned: page-aligned, owned
-    size_t length_;    // bytes mapped at base_
-    std::byte* data_;  // guest byte gpa_ (base_ plus the offset's misalignment)
+    Mapping mapping_;
+    size_t misalignment_;  // of the file offset within its page
 };
 
 class MemfdGuestMemory : public device::GuestMemory {

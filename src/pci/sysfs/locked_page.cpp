@@ -13,12 +13,8 @@ namespace gf::pci::sysfs {
 namespace {
 
 Result<Mapping> map_anonymous(size_t length, int extra_flags) {
-    void* address = ::mmap(nullptr, length, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | extra_flags, -1, 0);
-    if (address == MAP_FAILED) {
-        return fail(errno);
-    }
-    return Mapping(address, length);
+    return Mapping::map(length, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | extra_flags, -1, 0);
 }
 
 }  // namespace

@@ -167,12 +167,8 @@ Result<BarMapping> SysfsBackend::map_bar(unsigned bar) {
         // page past the window is within the BAR's pages (pci_mmap_fits), or
         // within the fake file's last page.
         const uint64_t length = (window->window + page_size() - 1) / page_size() * page_size();
-        void* address =
-            ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, window->fd.get(), 0);
-        if (address == MAP_FAILED) {
-            return fail(errno);
-        }
-        window->mapping = Mapping(address, length);
+        window->mapping =
+            GF_TRY(Mapping::map(length, PROT_READ | PROT_WRITE, MAP_SHARED, window->fd.get(), 0));
     }
     const BarMapping mapping{bar, resource.length, reinterpret_cast<std::uintptr_t>(window.get())};
     windows_[bar] = std::move(window);
