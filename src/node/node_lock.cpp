@@ -1,7 +1,5 @@
 #include "node/node_lock.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,12 +64,6 @@ Result<void> make_dir(const std::string& path, mode_t mode) {
         return fail(ENOTDIR);
     }
     return {};
-}
-
-int read_pid(int fd) {
-    char buf[32] = {};
-    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-    return n > 0 ? std::atoi(buf) : 0;
 }
 
 }  // namespace
@@ -140,57 +132,32 @@ std::string NodeLock::mount_dir_for(const std::string& state_dir, const std::str
 Result<NodeLock> NodeLock::acquire(const std::string& state_dir, const std::string& node_path,
                                    int* holder_pid) {
     GF_TRY(make_dir(state_dir, 0755));
-    const std::string lock_path = state_dir + "/" + key_for(node_path) + ".lock";
-    // Bounded retry: a previous holder may unlink the lock file between our open and flock.
-    for (int attempt = 0; attempt < 8; ++attempt) {
-        int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            return fail(errno);
+    std::optional<pid_t> holder;
+    auto lock = PidLockFile::acquire(state_dir + "/" + key_for(node_path) + ".lock", 0644, &holder);
+    if (!lock) {
+        if (holder_pid != nullptr && lock.error() == Error(EBUSY)) {
+            *holder_pid = holder.value_or(0);
         }
-        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            int err = errno;
-            if (holder_pid != nullptr) {
-                *holder_pid = read_pid(fd);
-            }
-            ::close(fd);
-            return fail(err == EWOULDBLOCK ? EBUSY : err);
-        }
-        struct stat held, named;
-        if (::fstat(fd, &held) != 0 || ::stat(lock_path.c_str(), &named) != 0 ||
-            held.st_ino != named.st_ino || held.st_dev != named.st_dev) {
-            ::close(fd);
-            continue;
-        }
-        std::string pid = std::to_string(::getpid()) + "\n";
-        if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-            int err = errno;
-            ::close(fd);
-            return fail(err);
-        }
-        NodeLock lock(fd, lock_path, mount_dir_for(state_dir, node_path));
-        // Whatever a dead predecessor left mounted is ours to clear now.
-        GF_TRY(detach_stale_mounts(lock.mount_dir_));
-        GF_TRY(make_dir(lock.mount_dir_, 0755));
-        return lock;
+        return fail(lock.error());
     }
-    return fail(EBUSY);
+    NodeLock node_lock(std::move(*lock), mount_dir_for(state_dir, node_path));
+    // Whatever a dead predecessor left mounted is ours to clear now.
+    GF_TRY(detach_stale_mounts(node_lock.mount_dir_));
+    GF_TRY(make_dir(node_lock.mount_dir_, 0755));
+    return node_lock;
 }
 
 NodeLock::NodeLock(NodeLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      lock_path_(std::move(other.lock_path_)),
-      mount_dir_(std::move(other.mount_dir_)) {}
+    : lock_(std::move(other.lock_)), mount_dir_(std::exchange(other.mount_dir_, {})) {}
 
 NodeLock::~NodeLock() {
-    if (fd_ < 0) {
+    if (mount_dir_.empty()) {
         return;
     }
+    // While lock_ still holds the path: once it lets go, the directory is the next holder's.
     if (!is_mount_point(mount_dir_)) {
         ::rmdir(mount_dir_.c_str());
     }
-    // Unlinked while held: a waiter that opened the old file notices and retries.
-    ::unlink(lock_path_.c_str());
-    ::close(fd_);
 }
 
 }  // namespace gf::node

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "base/pid_lock_file.h"
 #include "base/result.h"
 
 namespace gf::node {
@@ -31,11 +32,10 @@ class NodeLock {
     static std::string mount_dir_for(const std::string& state_dir, const std::string& node_path);
 
   private:
-    NodeLock(int fd, std::string lock_path, std::string mount_dir)
-        : fd_(fd), lock_path_(std::move(lock_path)), mount_dir_(std::move(mount_dir)) {}
-    int fd_ = -1;
-    std::string lock_path_;
-    std::string mount_dir_;
+    NodeLock(PidLockFile lock, std::string mount_dir)
+        : lock_(std::move(lock)), mount_dir_(std::move(mount_dir)) {}
+    PidLockFile lock_;
+    std::string mount_dir_;  // empty once moved from
 };
 
 // An absolute, canonical spelling of a node path (its directory resolved), so

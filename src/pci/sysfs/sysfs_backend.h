@@ -41,7 +41,7 @@ class SysfsBackend final : public Backend {
     struct Parts {
         std::string bdf;
         std::string device_dir;
-        DeviceLock lock;
+        PidLockFile lock;
         UniqueFd config;  // the device's `config`, opened read-write
         BarResources bars;
         Pagemap pagemap;

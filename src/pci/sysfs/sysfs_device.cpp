@@ -243,7 +243,7 @@ Result<std::unique_ptr<SysfsBackend>> open_backend(const SysfsConfig& config,
     GF_TRY(check_identity(dir, bdf, message));
     // Taken before anything touches the device, so a second daemon changes
     // nothing.
-    DeviceLock lock = GF_TRY(DeviceLock::acquire(config.lock_dir, bdf, message));
+    PidLockFile lock = GF_TRY(lock_device(config.lock_dir, bdf, message));
     const BarResources bars = GF_TRY(read_resources(dir, bdf, message));
     GF_TRY(open_device_file(dir, "resource0", message));
     GF_TRY(open_device_file(dir, "resource1", message));
