@@ -21,7 +21,7 @@ uint64_t read64(const ControlBar& bar) {
 }
 
 void command(const ControlBar& bar, Command cmd) {
-    bar.write32<Register::kCommand>(std::to_underlying(cmd));
+    bar.write32<Register::COMMAND>(std::to_underlying(cmd));
 }
 
 }  // namespace
@@ -38,7 +38,7 @@ Result<ControlBar*> Controller::bar_locked() {
 Result<void> Controller::status_locked(const ControlBar& bar) {
     // Device-supplied: a positive errno, but nothing stops a device from
     // reporting a value that would turn into a positive "success" when negated.
-    const uint32_t status = bar.read32<Register::kStatus>();
+    const uint32_t status = bar.read32<Register::STATUS>();
     if (status == 0) {
         return {};
     }
@@ -51,42 +51,42 @@ Result<void> Controller::status_locked(const ControlBar& bar) {
 Result<void> Controller::set_guest_page_size(uint32_t page_size) {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    bar->write32<Register::kGuestPageSize>(page_size);
+    bar->write32<Register::GUEST_PAGE_SIZE>(page_size);
     return {};
 }
 
 Result<void> Controller::set_phys_start(uint64_t phys_start) {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    write64<Register::kPhysStartLow, Register::kPhysStartHigh>(*bar, phys_start);
+    write64<Register::PHYS_START_LOW, Register::PHYS_START_HIGH>(*bar, phys_start);
     return {};
 }
 
 Result<HostBlock> Controller::allocate_block(uint64_t size) {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    write64<Register::kBlockSizeLow, Register::kBlockSizeHigh>(*bar, size);
-    command(*bar, Command::kAllocateBlock);
+    write64<Register::BLOCK_SIZE_LOW, Register::BLOCK_SIZE_HIGH>(*bar, size);
+    command(*bar, Command::ALLOCATE_BLOCK);
     GF_TRY(status_locked(*bar));
     HostBlock block;
-    block.offset = read64<Register::kBlockOffsetLow, Register::kBlockOffsetHigh>(*bar);
-    block.size = read64<Register::kBlockSizeLow, Register::kBlockSizeHigh>(*bar);
+    block.offset = read64<Register::BLOCK_OFFSET_LOW, Register::BLOCK_OFFSET_HIGH>(*bar);
+    block.size = read64<Register::BLOCK_SIZE_LOW, Register::BLOCK_SIZE_HIGH>(*bar);
     return block;
 }
 
 Result<void> Controller::deallocate_block(uint64_t offset) {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    write64<Register::kBlockOffsetLow, Register::kBlockOffsetHigh>(*bar, offset);
-    command(*bar, Command::kDeallocateBlock);
+    write64<Register::BLOCK_OFFSET_LOW, Register::BLOCK_OFFSET_HIGH>(*bar, offset);
+    command(*bar, Command::DEALLOCATE_BLOCK);
     return status_locked(*bar);
 }
 
 Result<uint32_t> Controller::gen_handle() {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    command(*bar, Command::kGenHandle);
-    const uint32_t handle = bar->read32<Register::kHandle>();
+    command(*bar, Command::GEN_HANDLE);
+    const uint32_t handle = bar->read32<Register::HANDLE>();
     if (handle == kInvalidHandle) {
         return fail(EINVAL);
     }
@@ -96,19 +96,19 @@ Result<uint32_t> Controller::gen_handle() {
 Result<void> Controller::destroy_handle(uint32_t handle) {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    bar->write32<Register::kHandle>(handle);
-    command(*bar, Command::kDestroyHandle);
+    bar->write32<Register::HANDLE>(handle);
+    command(*bar, Command::DESTROY_HANDLE);
     return {};
 }
 
 Result<void> Controller::tell_ping_info_addr(uint32_t handle, uint64_t phys) {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    bar->write32<Register::kHandle>(handle);
-    write64<Register::kPingInfoAddrLow, Register::kPingInfoAddrHigh>(*bar, phys);
-    command(*bar, Command::kTellPingInfoAddr);
+    bar->write32<Register::HANDLE>(handle);
+    write64<Register::PING_INFO_ADDR_LOW, Register::PING_INFO_ADDR_HIGH>(*bar, phys);
+    command(*bar, Command::TELL_PING_INFO_ADDR);
     // The device keeps the address it was told; anything else means it did not take it.
-    if (read64<Register::kPingInfoAddrLow, Register::kPingInfoAddrHigh>(*bar) != phys) {
+    if (read64<Register::PING_INFO_ADDR_LOW, Register::PING_INFO_ADDR_HIGH>(*bar) != phys) {
         return fail(EINVAL);
     }
     return {};
@@ -117,7 +117,7 @@ Result<void> Controller::tell_ping_info_addr(uint32_t handle, uint64_t phys) {
 Result<void> Controller::ping(uint32_t handle) {
     MutexLock lock(registers_lock_);
     const ControlBar* bar = GF_TRY(bar_locked());
-    bar->write32<Register::kPing>(handle);
+    bar->write32<Register::PING>(handle);
     return {};
 }
 

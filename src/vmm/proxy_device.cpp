@@ -8,11 +8,13 @@
 #include <string>
 #include <utility>
 
+#include "hw/pci_identity.h"
+
 namespace gf::vmm {
 namespace {
 
-constexpr size_t kBar0 = 0;
-constexpr size_t kBar1 = 1;
+constexpr size_t kBar0 = hw::kControlBar;
+constexpr size_t kBar1 = hw::kAreaBar;
 // Interrupt pin B, as the emulator's device (spec/device.md §2).
 constexpr uint8_t kInterruptPinB = 2;
 
@@ -40,15 +42,14 @@ Result<std::unique_ptr<ProxyDevice>> ProxyDevice::create(ProxyDeviceConfig confi
     device_config.host_page_size = config.host_page_size;
     auto device = GF_TRY(device::AddressSpaceDevice::create(device_config, *memory));
 
-    using D = device::AddressSpaceDevice;
     PciConfigSpace::Identity identity;
-    identity.vendor_id = D::kVendorId;
-    identity.device_id = D::kDeviceId;
-    identity.revision = D::kRevision;
-    identity.class_code = D::kClassCode;
+    identity.vendor_id = hw::kVendorId;
+    identity.device_id = hw::kDeviceId;
+    identity.revision = hw::kRevision;
+    identity.class_code = hw::kClassCode;
     identity.interrupt_pin = kInterruptPinB;
-    auto config_space =
-        GF_TRY(PciConfigSpace::create(identity, {D::kBar0Size, config.bar1_size, 0, 0, 0, 0}));
+    auto config_space = GF_TRY(
+        PciConfigSpace::create(identity, {hw::kControlBarSize, config.bar1_size, 0, 0, 0, 0}));
     return std::unique_ptr<ProxyDevice>(
         new ProxyDevice(std::move(config), std::move(memory), std::move(device), config_space));
 }

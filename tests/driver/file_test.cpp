@@ -26,24 +26,24 @@ constexpr uint32_t kHandle = 7;  // the scripted device's first handle
 
 Events open_sequence(uint32_t handle, uint64_t page) {
     return {"dma_alloc " + pci::testing::hex(page),
-            W(Register::kCommand, Command::kGenHandle),
-            R(Register::kHandle, handle),
-            W(Register::kHandle, handle),
-            W(Register::kPingInfoAddrLow, static_cast<uint32_t>(page)),
-            W(Register::kPingInfoAddrHigh, static_cast<uint32_t>(page >> 32)),
-            W(Register::kCommand, Command::kTellPingInfoAddr),
-            R(Register::kPingInfoAddrLow, static_cast<uint32_t>(page)),
-            R(Register::kPingInfoAddrHigh, static_cast<uint32_t>(page >> 32))};
+            W(Register::COMMAND, Command::GEN_HANDLE),
+            R(Register::HANDLE, handle),
+            W(Register::HANDLE, handle),
+            W(Register::PING_INFO_ADDR_LOW, static_cast<uint32_t>(page)),
+            W(Register::PING_INFO_ADDR_HIGH, static_cast<uint32_t>(page >> 32)),
+            W(Register::COMMAND, Command::TELL_PING_INFO_ADDR),
+            R(Register::PING_INFO_ADDR_LOW, static_cast<uint32_t>(page)),
+            R(Register::PING_INFO_ADDR_HIGH, static_cast<uint32_t>(page >> 32))};
 }
 
 Events deallocate_sequence(uint64_t offset, uint32_t status = 0) {
-    return {W(Register::kBlockOffsetLow, static_cast<uint32_t>(offset)),
-            W(Register::kBlockOffsetHigh, static_cast<uint32_t>(offset >> 32)),
-            W(Register::kCommand, Command::kDeallocateBlock), R(Register::kStatus, status)};
+    return {W(Register::BLOCK_OFFSET_LOW, static_cast<uint32_t>(offset)),
+            W(Register::BLOCK_OFFSET_HIGH, static_cast<uint32_t>(offset >> 32)),
+            W(Register::COMMAND, Command::DEALLOCATE_BLOCK), R(Register::STATUS, status)};
 }
 
 Events destroy_sequence(uint32_t handle) {
-    return {W(Register::kHandle, handle), W(Register::kCommand, Command::kDestroyHandle)};
+    return {W(Register::HANDLE, handle), W(Register::COMMAND, Command::DESTROY_HANDLE)};
 }
 
 class FileTest : public MockDeviceTest {
@@ -72,8 +72,8 @@ TEST_F(FileTest, OpenFailsWhenNoPingPage) {
 TEST_F(FileTest, InvalidHandleFailsOpen) {
     next_handle = 0xFFFF'FFFF;
     EXPECT_EQ(driver->open().error(), Error(EINVAL));
-    EXPECT_EQ(events(), (Events{"dma_alloc 0x80000000", W(Register::kCommand, Command::kGenHandle),
-                                R(Register::kHandle, 0xFFFF'FFFF), "dma_free 0x80000000"}));
+    EXPECT_EQ(events(), (Events{"dma_alloc 0x80000000", W(Register::COMMAND, Command::GEN_HANDLE),
+                                R(Register::HANDLE, 0xFFFF'FFFF), "dma_free 0x80000000"}));
     EXPECT_EQ(mock->live_dma_pages(), 0u);
     EXPECT_EQ(driver->stats().open_files, 0u);
 }
@@ -82,9 +82,9 @@ TEST_F(FileTest, PingAddressMismatchDestroysHandleAndUnlocks) {
     corrupt_ping_info_readback = true;
     EXPECT_EQ(driver->open().error(), Error(EINVAL));
     Events expected = open_sequence(kHandle, kFirstDmaPage);
-    expected.back() = R(Register::kPingInfoAddrHigh, 0);
+    expected.back() = R(Register::PING_INFO_ADDR_HIGH, 0);
     expected[expected.size() - 2] =
-        R(Register::kPingInfoAddrLow, static_cast<uint32_t>(kFirstDmaPage ^ 0x1000));
+        R(Register::PING_INFO_ADDR_LOW, static_cast<uint32_t>(kFirstDmaPage ^ 0x1000));
     EXPECT_EQ(events(), (expected + destroy_sequence(kHandle) + Events{"dma_free 0x80000000"}));
     EXPECT_EQ(destroyed_handles, (std::vector<uint32_t>{kHandle}));
     EXPECT_EQ(driver->stats().open_files, 0u);
@@ -102,11 +102,12 @@ TEST_F(FileTest, AllocateSequence) {
     allocate_size = 0x2'0000'1000;
     auto block = file->allocate_block(0x1'0000'0001);
     ASSERT_TRUE(block);
-    EXPECT_EQ(events(),
-              (Events{W(Register::kBlockSizeLow, 0x1), W(Register::kBlockSizeHigh, 0x1),
-                      W(Register::kCommand, Command::kAllocateBlock), R(Register::kStatus, 0),
-                      R(Register::kBlockOffsetLow, 0x2345'6000), R(Register::kBlockOffsetHigh, 0x1),
-                      R(Register::kBlockSizeLow, 0x1000), R(Register::kBlockSizeHigh, 0x2)}));
+    EXPECT_EQ(
+        events(),
+        (Events{W(Register::BLOCK_SIZE_LOW, 0x1), W(Register::BLOCK_SIZE_HIGH, 0x1),
+                W(Register::COMMAND, Command::ALLOCATE_BLOCK), R(Register::STATUS, 0),
+                R(Register::BLOCK_OFFSET_LOW, 0x2345'6000), R(Register::BLOCK_OFFSET_HIGH, 0x1),
+                R(Register::BLOCK_SIZE_LOW, 0x1000), R(Register::BLOCK_SIZE_HIGH, 0x2)}));
     EXPECT_EQ(block->size, 0x2'0000'1000u);
     EXPECT_EQ(block->offset, 0x1'2345'6000u);
     EXPECT_EQ(block->phys_addr, kBar1Start + 0x1'2345'6000u);
@@ -118,9 +119,9 @@ TEST_F(FileTest, AllocateHostErrorsAreReturned) {
     auto file = open(*driver);
     allocate_status = ENOMEM;
     EXPECT_EQ(file->allocate_block(4096).error(), Error(ENOMEM));
-    EXPECT_EQ(events(), (Events{W(Register::kBlockSizeLow, 4096), W(Register::kBlockSizeHigh, 0),
-                                W(Register::kCommand, Command::kAllocateBlock),
-                                R(Register::kStatus, ENOMEM)}));
+    EXPECT_EQ(events(),
+              (Events{W(Register::BLOCK_SIZE_LOW, 4096), W(Register::BLOCK_SIZE_HIGH, 0),
+                      W(Register::COMMAND, Command::ALLOCATE_BLOCK), R(Register::STATUS, ENOMEM)}));
     allocate_status = EINVAL;
     EXPECT_EQ(file->allocate_block(0).error(), Error(EINVAL));
     EXPECT_EQ(driver->stats().blocks, 0u);
@@ -265,7 +266,7 @@ TEST_F(FileTest, PingSequenceAndPage) {
     ASSERT_TRUE(reply);
     EXPECT_TRUE(pinged);
     EXPECT_EQ(events(), (Events{"dma_verify " + pci::testing::hex(kFirstDmaPage),
-                                W(Register::kPing, kHandle)}));
+                                W(Register::PING, kHandle)}));
     EXPECT_EQ(reply->offset, kBar1Start + 0x3000) << "offset comes back physical, as in C";
     EXPECT_EQ(reply->metadata, 0x1234u);
     EXPECT_EQ(reply->size, 0x100u);

@@ -86,53 +86,53 @@ class MockDeviceTest : public ::testing::Test {
     void respond(pci::testing::MockBackend& m, uint64_t offset, uint32_t value) {
         auto reg = [&m](Register r) { return m.reg(std::to_underlying(r)); };
         auto set = [&m](Register r, uint32_t v) { m.set_reg(std::to_underlying(r), v); };
-        if (offset == std::to_underlying(Register::kPing)) {
-            const uint64_t page = (uint64_t{reg(Register::kPingInfoAddrHigh)} << 32) |
-                                  reg(Register::kPingInfoAddrLow);
+        if (offset == std::to_underlying(Register::PING)) {
+            const uint64_t page = (uint64_t{reg(Register::PING_INFO_ADDR_HIGH)} << 32) |
+                                  reg(Register::PING_INFO_ADDR_LOW);
             if (on_ping) {
                 on_ping(m.dma_page(page));
             }
             return;
         }
-        if (offset != std::to_underlying(Register::kCommand)) {
+        if (offset != std::to_underlying(Register::COMMAND)) {
             return;
         }
         switch (static_cast<Command>(value)) {
-            case Command::kGenHandle:
-                set(Register::kHandle, next_handle++);
+            case Command::GEN_HANDLE:
+                set(Register::HANDLE, next_handle++);
                 break;
-            case Command::kDestroyHandle:
-                destroyed_handles.push_back(reg(Register::kHandle));
+            case Command::DESTROY_HANDLE:
+                destroyed_handles.push_back(reg(Register::HANDLE));
                 break;
-            case Command::kTellPingInfoAddr:
+            case Command::TELL_PING_INFO_ADDR:
                 if (corrupt_ping_info_readback) {
-                    set(Register::kPingInfoAddrLow, reg(Register::kPingInfoAddrLow) ^ 0x1000);
+                    set(Register::PING_INFO_ADDR_LOW, reg(Register::PING_INFO_ADDR_LOW) ^ 0x1000);
                 }
                 break;
-            case Command::kAllocateBlock: {
-                set(Register::kStatus, allocate_status);
+            case Command::ALLOCATE_BLOCK: {
+                set(Register::STATUS, allocate_status);
                 if (allocate_status != 0) {
-                    set(Register::kBlockOffsetLow, 0xFFFF'FFFF);
-                    set(Register::kBlockOffsetHigh, 0xFFFF'FFFF);
+                    set(Register::BLOCK_OFFSET_LOW, 0xFFFF'FFFF);
+                    set(Register::BLOCK_OFFSET_HIGH, 0xFFFF'FFFF);
                     break;
                 }
-                const uint64_t asked =
-                    (uint64_t{reg(Register::kBlockSizeHigh)} << 32) | reg(Register::kBlockSizeLow);
+                const uint64_t asked = (uint64_t{reg(Register::BLOCK_SIZE_HIGH)} << 32) |
+                                       reg(Register::BLOCK_SIZE_LOW);
                 const uint64_t granted =
                     allocate_size != 0 ? allocate_size : (asked + 4095) / 4096 * 4096;
-                set(Register::kBlockOffsetLow, static_cast<uint32_t>(allocate_offset));
-                set(Register::kBlockOffsetHigh, static_cast<uint32_t>(allocate_offset >> 32));
-                set(Register::kBlockSizeLow, static_cast<uint32_t>(granted));
-                set(Register::kBlockSizeHigh, static_cast<uint32_t>(granted >> 32));
+                set(Register::BLOCK_OFFSET_LOW, static_cast<uint32_t>(allocate_offset));
+                set(Register::BLOCK_OFFSET_HIGH, static_cast<uint32_t>(allocate_offset >> 32));
+                set(Register::BLOCK_SIZE_LOW, static_cast<uint32_t>(granted));
+                set(Register::BLOCK_SIZE_HIGH, static_cast<uint32_t>(granted >> 32));
                 allocate_offset += granted;
                 break;
             }
-            case Command::kDeallocateBlock:
-                set(Register::kStatus, deallocate_status);
+            case Command::DEALLOCATE_BLOCK:
+                set(Register::STATUS, deallocate_status);
                 if (deallocate_status == 0) {
                     deallocated_offsets.push_back(
-                        (uint64_t{reg(Register::kBlockOffsetHigh)} << 32) |
-                        reg(Register::kBlockOffsetLow));
+                        (uint64_t{reg(Register::BLOCK_OFFSET_HIGH)} << 32) |
+                        reg(Register::BLOCK_OFFSET_LOW));
                 }
                 break;
         }

@@ -23,10 +23,11 @@ using ProbeTest = MockDeviceTest;
 TEST_F(ProbeTest, RegisterSequence) {
     auto driver = Driver::probe(*device);
     ASSERT_TRUE(driver);
-    EXPECT_EQ(events(), (kMatchReads +
-                         Events{"enable", "request_region 0", "map 0", "request_region 1", "map 1",
-                                W(Register::kGuestPageSize, 4096), W(Register::kPhysStartLow, 0x0),
-                                W(Register::kPhysStartHigh, 0x4)}));
+    EXPECT_EQ(
+        events(),
+        (kMatchReads + Events{"enable", "request_region 0", "map 0", "request_region 1", "map 1",
+                              W(Register::GUEST_PAGE_SIZE, 4096), W(Register::PHYS_START_LOW, 0x0),
+                              W(Register::PHYS_START_HIGH, 0x4)}));
     EXPECT_EQ((*driver)->bar1_phys_start(), kBar1Start);
     EXPECT_EQ((*driver)->bar1_size(), kBar1Size);
     EXPECT_TRUE(device->is_enabled());
@@ -40,8 +41,8 @@ TEST_F(ProbeTest, PhysStartIsSplitLowHigh) {
     ASSERT_TRUE(driver);
     const Events all = events();
     const Events tail(all.end() - 2, all.end());
-    EXPECT_EQ(tail,
-              (Events{W(Register::kPhysStartLow, 0x3456'7000), W(Register::kPhysStartHigh, 0x12)}));
+    EXPECT_EQ(tail, (Events{W(Register::PHYS_START_LOW, 0x3456'7000),
+                            W(Register::PHYS_START_HIGH, 0x12)}));
 }
 
 class WrongRevisionTest : public MockDeviceTest, public ::testing::WithParamInterface<int> {};

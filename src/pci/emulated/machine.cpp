@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "base/checked.h"
+#include "hw/pci_identity.h"
 #include "pci/emulated/slot_backend.h"
 
 namespace gf::pci::emulated {
@@ -39,7 +40,7 @@ Result<uint64_t> place_bar1(const MachineConfig& config) {
 }
 
 Result<void> validate(const MachineConfig& config) {
-    const uint64_t bar0_size = device::AddressSpaceDevice::kBar0Size;
+    const uint64_t bar0_size = hw::kControlBarSize;
     const uint64_t bar1_size = config.device.bar1_size;
     const uint64_t page = config.page_size;
     if (page == 0 || !std::has_single_bit(page) || config.ram_size == 0 ||

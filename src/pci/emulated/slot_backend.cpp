@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "hw/pci_identity.h"
 #include "pci/device.h"
 
 namespace gf::pci::emulated {
@@ -28,14 +29,13 @@ SlotBackend::SlotBackend(AddressSpaceDevice& device, PageAllocator& pages, uint6
                          uint64_t bar1_address)
     : device_(device),
       pages_(pages),
-      bar0_{bar0_address, AddressSpaceDevice::kBar0Size, kResourceMem},
+      bar0_{bar0_address, hw::kControlBarSize, kResourceMem},
       bar1_{bar1_address, device.bar1_size(),
             kResourceMem | (device.bar1_64bit() ? kResourceMem64 : 0u)} {
     MutexLock lock(config_mutex_);
-    put<uint16_t>(config_, kConfigVendorId, AddressSpaceDevice::kVendorId);
-    put<uint16_t>(config_, kConfigDeviceId, AddressSpaceDevice::kDeviceId);
-    put<uint32_t>(config_, kConfigRevisionClass,
-                  AddressSpaceDevice::kRevision | uint32_t{AddressSpaceDevice::kClassCode} << 16);
+    put<uint16_t>(config_, kConfigVendorId, hw::kVendorId);
+    put<uint16_t>(config_, kConfigDeviceId, hw::kDeviceId);
+    put<uint32_t>(config_, kConfigRevisionClass, hw::kRevision | uint32_t{hw::kClassCode} << 16);
     put<uint8_t>(config_, kConfigHeaderType, 0);
     put<uint32_t>(config_, kConfigBar0, static_cast<uint32_t>(bar0_address));
     if (device.bar1_64bit()) {

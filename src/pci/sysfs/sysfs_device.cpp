@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "hw/pci_identity.h"
 #include "pci/sysfs/bdf.h"
 #include "pci/sysfs/diagnostic.h"
 #include "pci/sysfs/sysfs_file.h"
@@ -71,7 +72,7 @@ Result<uint64_t> read_id(const std::string& dir, const char* name, uint64_t max,
 bool is_goldfish(const std::string& dir) {
     const auto vendor = read_id(dir, "vendor", 0xFFFF, nullptr);
     const auto device = read_id(dir, "device", 0xFFFF, nullptr);
-    return vendor && device && *vendor == kGoldfishVendor && *device == kGoldfishDevice;
+    return vendor && device && *vendor == hw::kVendorId && *device == hw::kDeviceId;
 }
 
 Result<std::string> checked_bdf(std::string_view text, std::string* message) {
@@ -109,17 +110,17 @@ Result<void> check_identity(const std::string& dir, const std::string& bdf, std:
     const uint64_t vendor = GF_TRY(read_id(dir, "vendor", 0xFFFF, message));
     const uint64_t device = GF_TRY(read_id(dir, "device", 0xFFFF, message));
     const uint64_t revision = GF_TRY(read_id(dir, "revision", 0xFF, message));
-    if (vendor != kGoldfishVendor || device != kGoldfishDevice) {
+    if (vendor != hw::kVendorId || device != hw::kDeviceId) {
         return fail_with(message, ENODEV,
                          "PCI device " + bdf + " is " + hex(vendor, 4) + ":" + hex(device, 4) +
-                             ", not a goldfish address space device (" + hex(kGoldfishVendor, 4) +
-                             ":" + hex(kGoldfishDevice, 4) + ")");
+                             ", not a goldfish address space device (" + hex(hw::kVendorId, 4) +
+                             ":" + hex(hw::kDeviceId, 4) + ")");
     }
-    if (revision != kGoldfishRevision) {
+    if (revision != hw::kRevision) {
         return fail_with(message, ENODEV,
                          "goldfish address space device " + bdf + " has revision " +
                              std::to_string(revision) + "; only revision " +
-                             std::to_string(kGoldfishRevision) + " is supported");
+                             std::to_string(hw::kRevision) + " is supported");
     }
     return {};
 }
@@ -209,8 +210,8 @@ Result<std::string> find_device(const SysfsConfig& config, std::string_view bdf_
     std::ranges::sort(found);
     if (found.empty()) {
         return fail_with(message, ENODEV,
-                         "no goldfish address space device (" + hex(kGoldfishVendor, 4) + ":" +
-                             hex(kGoldfishDevice, 4) + ") under " + dir);
+                         "no goldfish address space device (" + hex(hw::kVendorId, 4) + ":" +
+                             hex(hw::kDeviceId, 4) + ") under " + dir);
     }
     if (found.size() > 1) {
         std::string list;

@@ -15,11 +15,8 @@
 
 namespace gf::pci::sysfs {
 
-// The ids open_device() accepts: the goldfish address space device, revision
-// 1 (as the driver's match table).
-inline constexpr uint16_t kGoldfishVendor = 0x607D;
-inline constexpr uint16_t kGoldfishDevice = 0xF153;
-inline constexpr uint8_t kGoldfishRevision = 1;
+// The ids open_device() accepts are the goldfish address space device's
+// (hw/pci_identity.h), as the driver's match table.
 
 // `bdf_or_auto` is a PCI address (DDDD:BB:DD.F, returned in canonical form if
 // <root>/bus/pci/devices/<BDF> exists) or "auto" (the one device with vendor

@@ -1,0 +1,50 @@
+// The device's BAR0 register map and command ids (spec/device.md §3, §4; spec/driver.md §1):
+// what a driver writes and a device model decodes. Facts of the hardware, shared by both
+// sides of the bus; the names are the spec's.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gf::hw {
+
+// Byte offsets in BAR0; every register is 32 bits wide, accessed 4 bytes at a time;
+// 64-bit values as LOW/HIGH pairs.
+enum class Register : uint32_t {
+    COMMAND = 0x00,
+    STATUS = 0x04,
+    GUEST_PAGE_SIZE = 0x08,
+    BLOCK_SIZE_LOW = 0x0C,
+    BLOCK_SIZE_HIGH = 0x10,
+    BLOCK_OFFSET_LOW = 0x14,
+    BLOCK_OFFSET_HIGH = 0x18,
+    PING = 0x1C,
+    PING_INFO_ADDR_LOW = 0x20,
+    PING_INFO_ADDR_HIGH = 0x24,
+    HANDLE = 0x28,
+    PHYS_START_LOW = 0x2C,
+    PHYS_START_HIGH = 0x30,
+    PING_WITH_DATA = 0x34,
+};
+
+// Written to COMMAND; the device runs them synchronously inside the write.
+enum class Command : uint32_t {
+    ALLOCATE_BLOCK = 1,
+    DEALLOCATE_BLOCK = 2,
+    GEN_HANDLE = 3,
+    DESTROY_HANDLE = 4,
+    TELL_PING_INFO_ADDR = 5,
+};
+
+// HANDLE after a failed GEN_HANDLE: "no handle", never issued.
+inline constexpr uint32_t kInvalidHandle = 0xFFFF'FFFF;
+
+// BLOCK_OFFSET after a failed ALLOCATE_BLOCK, and `metadata` after a failed ping.
+inline constexpr uint64_t kAllOnes = ~uint64_t{0};
+
+// The ping page: the 40-byte UAPI struct, then a u64 data size (always 0 for a plain
+// PING) that completes the 48-byte header hosts expect.
+inline constexpr size_t kPingRequestSize = 40;
+inline constexpr size_t kPingHeaderSize = 48;
+
+}  // namespace gf::hw
