@@ -1,6 +1,6 @@
 #include "driver/range_set.h"
 
-#include <iterator>
+#include "base/interval_map.h"
 
 namespace gf::driver {
 
@@ -25,20 +25,14 @@ bool RangeSet::overlaps(uint64_t offset, uint64_t size) const {
     if (size == 0) {
         return false;
     }
-    // The first range starting at or after `offset` overlaps if it starts
-    // before our end (this catches a new range containing an old one).
-    auto next = ranges_.lower_bound(offset);
-    if (next != ranges_.end() && next->first <= last_of(offset, size)) {
+    // A held range containing our first byte overlaps...
+    if (find_containing(ranges_, offset) != ranges_.end()) {
         return true;
     }
-    // The range before it overlaps if it reaches past our start.
-    if (next != ranges_.begin()) {
-        auto previous = std::prev(next);
-        if (last_of(previous->first, previous->second) >= offset) {
-            return true;
-        }
-    }
-    return false;
+    // ...and so does the first one starting after it, if it starts before our end (this
+    // catches a new range containing an old one).
+    auto next = ranges_.upper_bound(offset);
+    return next != ranges_.end() && next->first <= last_of(offset, size);
 }
 
 bool RangeSet::insert(uint64_t offset, uint64_t size) {

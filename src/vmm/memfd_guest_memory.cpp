@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <utility>
 
 #include "base/checked.h"
+#include "base/interval_map.h"
 
 namespace gf::vmm {
 
@@ -49,28 +51,34 @@ Result<RegionMapping> RegionMapping::map(const RamRegion& region) {
 MemfdGuestMemory::~MemfdGuestMemory() = default;
 
 Result<void> MemfdGuestMemory::replace(std::vector<RamRegion> regions, size_t* failed_index) {
-    std::vector<RegionMapping> fresh;
-    fresh.reserve(regions.size());
+    auto failed = [&](size_t i, Error error) {
+        if (failed_index != nullptr) {
+            *failed_index = i;
+        }
+        return fail(error);
+    };
+    // Every region is mapped before any is compared, so a bad fd is reported before an
+    // overlap.
+    std::vector<RegionMapping> mapped;
+    mapped.reserve(regions.size());
     for (size_t i = 0; i < regions.size(); ++i) {
         auto mapping = RegionMapping::map(regions[i]);
         if (!mapping) {
-            if (failed_index != nullptr) {
-                *failed_index = i;
-            }
-            return fail(mapping.error());
+            return failed(i, mapping.error());
         }
-        fresh.push_back(std::move(*mapping));
+        mapped.push_back(std::move(*mapping));
     }
     // The mappings hold the files; the fds are no longer needed.
     regions.clear();
-    std::sort(fresh.begin(), fresh.end(),
-              [](const RegionMapping& a, const RegionMapping& b) { return a.gpa() < b.gpa(); });
-    for (size_t i = 1; i < fresh.size(); ++i) {
-        if (fresh[i].gpa() < fresh[i - 1].end()) {
-            if (failed_index != nullptr) {
-                *failed_index = i;
-            }
-            return fail(EINVAL);
+    Mappings fresh;
+    for (size_t i = 0; i < mapped.size(); ++i) {
+        const uint64_t gpa = mapped[i].gpa();
+        const auto [it, inserted] = fresh.try_emplace(gpa, std::move(mapped[i]));
+        const bool overlaps_before = it != fresh.begin() && std::prev(it)->second.end() > gpa;
+        const bool overlaps_after =
+            std::next(it) != fresh.end() && std::next(it)->first < it->second.end();
+        if (!inserted || overlaps_before || overlaps_after) {
+            return failed(i, Error(EINVAL));
         }
     }
     {
@@ -83,7 +91,7 @@ Result<void> MemfdGuestMemory::replace(std::vector<RamRegion> regions, size_t* f
 }
 
 void MemfdGuestMemory::clear() {
-    std::vector<RegionMapping> old;
+    Mappings old;
     {
         MutexLock lock(mutex_);
         std::swap(mappings_, old);
@@ -93,8 +101,8 @@ void MemfdGuestMemory::clear() {
 std::vector<MemfdGuestMemory::RegionInfo> MemfdGuestMemory::regions() const {
     MutexLock lock(mutex_);
     std::vector<RegionInfo> out;
-    for (const auto& m : mappings_) {
-        out.push_back({m.gpa(), m.size()});
+    for (const auto& [gpa, mapping] : mappings_) {
+        out.push_back({gpa, mapping.size()});
     }
     return out;
 }
@@ -106,28 +114,25 @@ Result<void> MemfdGuestMemory::for_each_piece_locked(uint64_t gpa, uint64_t len,
         return fail(EFAULT);  // a range that wraps is not in RAM
     }
     const uint64_t end = *end_or;
+    const auto first =
+        find_containing(mappings_, gpa, [](const RegionMapping& m) { return m.size(); });
     // First pass: check coverage, so that a failing write changes nothing.
     for (int pass = 0; pass < 2; ++pass) {
         uint64_t pos = gpa;
-        auto it = std::upper_bound(
-            mappings_.begin(), mappings_.end(), pos,
-            [](uint64_t value, const RegionMapping& m) { return value < m.gpa(); });
-        // `it` is the first region starting after pos; the one before may contain pos.
-        if (it != mappings_.begin()) {
-            --it;
-        }
-        while (pos < end) {
-            if (it == mappings_.end() || pos < it->gpa() || pos >= it->end()) {
+        // Each later piece must start where the one before ended: regions are disjoint, so
+        // the next one either does or leaves a hole.
+        for (auto it = first; pos < end; ++it) {
+            if (it == mappings_.end() || pos < it->first || pos >= it->second.end()) {
                 return fail(EFAULT);
             }
-            const uint64_t piece = std::min(end, it->end()) - pos;
+            const RegionMapping& mapping = it->second;
+            const uint64_t piece = std::min(end, mapping.end()) - pos;
             if (pass == 1) {
                 // Sound: pos lies in [gpa(), end()) of this mapping and pos + piece <= end(),
                 // so the host range is inside the bytes mmap gave us.
-                f(it->data() + (pos - it->gpa()), piece);
+                f(mapping.data() + (pos - mapping.gpa()), piece);
             }
             pos += piece;
-            ++it;
         }
     }
     return {};

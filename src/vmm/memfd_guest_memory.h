@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <utility>
 #include <vector>
@@ -80,7 +81,8 @@ class MemfdGuestMemory : public device::GuestMemory {
     Result<void> for_each_piece_locked(uint64_t gpa, uint64_t len, F&& f) const GF_REQUIRES(mutex_);
 
     mutable Mutex mutex_;
-    std::vector<RegionMapping> mappings_ GF_GUARDED_BY(mutex_);  // sorted by gpa, disjoint
+    using Mappings = std::map<uint64_t, RegionMapping>;  // gpa -> mapping, disjoint
+    Mappings mappings_ GF_GUARDED_BY(mutex_);
 };
 
 }  // namespace gf::vmm

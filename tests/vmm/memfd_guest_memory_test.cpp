@@ -124,6 +124,29 @@ TEST(MemfdGuestMemory, AFailedReplaceKeepsTheCurrentSet) {
     EXPECT_EQ(memory.regions().size(), 1u);
 }
 
+// The failed index is the peer's slot number (the proxy's message prints that slot), not a
+// position in some sorted order.
+TEST(MemfdGuestMemory, AnOverlapNamesTheSlotThePeerSent) {
+    Memfd file(0x2000);
+    MemfdGuestMemory memory;
+    size_t failed = 99;
+    EXPECT_EQ(
+        memory
+            .replace(regions(region(0x1000, 0x1000, 0, file), region(0, 0x2000, 0, file)), &failed)
+            .error()
+            .value(),
+        EINVAL);
+    EXPECT_EQ(failed, 1u);
+    failed = 99;
+    EXPECT_EQ(
+        memory.replace(regions(region(0, 0x1000, 0, file), region(0, 0x1000, 0, file)), &failed)
+            .error()
+            .value(),
+        EINVAL);  // the same start twice
+    EXPECT_EQ(failed, 1u);
+    EXPECT_TRUE(memory.regions().empty());
+}
+
 // A misaligned file offset still maps the right bytes (QEMU's are page-aligned, but the
 // protocol does not promise it).
 TEST(MemfdGuestMemory, MisalignedFileOffset) {
