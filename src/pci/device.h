@@ -10,15 +10,10 @@
 
 #include "base/mutex.h"
 #include "base/result.h"
+#include "hw/pci_header.h"
 #include "pci/backend.h"
 
 namespace gf::pci {
-
-// Standard configuration-space offsets the driver side uses.
-inline constexpr uint32_t kConfigVendorId = 0x00;
-inline constexpr uint32_t kConfigDeviceId = 0x02;
-inline constexpr uint32_t kConfigCommand = 0x04;
-inline constexpr uint32_t kConfigRevisionId = 0x08;
 
 class Device {
   public:
@@ -27,9 +22,9 @@ class Device {
     Device& operator=(const Device&) = delete;
     ~Device();
 
-    Result<uint16_t> vendor_id() { return read_config16(kConfigVendorId); }
-    Result<uint16_t> device_id() { return read_config16(kConfigDeviceId); }
-    Result<uint8_t> revision() { return read_config8(kConfigRevisionId); }
+    Result<uint16_t> vendor_id() { return read_config16(hw::kConfigVendorId); }
+    Result<uint16_t> device_id() { return read_config16(hw::kConfigDeviceId); }
+    Result<uint8_t> revision() { return read_config8(hw::kConfigRevisionId); }
 
     Result<uint8_t> read_config8(uint32_t offset);
     Result<uint16_t> read_config16(uint32_t offset);

@@ -8,13 +8,14 @@
 #include <string>
 #include <utility>
 
+#include "hw/pci_header.h"
 #include "hw/pci_identity.h"
 
 namespace gf::vmm {
 namespace {
 
-constexpr size_t kBar0 = hw::kControlBar;
-constexpr size_t kBar1 = hw::kAreaBar;
+constexpr unsigned kBar0 = hw::kControlBar;
+constexpr unsigned kBar1 = hw::kAreaBar;
 // Interrupt pin B, as the emulator's device (spec/device.md §2).
 constexpr uint8_t kInterruptPinB = 2;
 
@@ -30,6 +31,27 @@ bool overlaps(uint32_t address, int length, uint32_t field, uint32_t field_lengt
 
 }  // namespace
 
+Result<hw::PciConfigSpace> proxy_config_space(uint64_t bar1_size) {
+    hw::PciConfigSpace config_space({
+        .vendor_id = hw::kVendorId,
+        .device_id = hw::kDeviceId,
+        .revision = hw::kRevision,
+        .class_code = hw::kClassCode,
+        .interrupt_pin = kInterruptPinB,
+    });
+    config_space.set_writable(hw::kConfigCommand,
+                              hw::kCommandIo | hw::kCommandMemorySpace | hw::kCommandBusMaster |
+                                  hw::kCommandParityErrorResponse | hw::kCommandSerr |
+                                  hw::kCommandIntxDisable,
+                              2);
+    config_space.set_writable(hw::kConfigCacheLineSize, 0xff, 1);
+    config_space.set_writable(hw::kConfigLatencyTimer, 0xff, 1);
+    config_space.set_writable(hw::kConfigInterruptLine, 0xff, 1);
+    GF_TRY(config_space.add_memory_bar(kBar0, hw::kControlBarSize));
+    GF_TRY(config_space.add_memory_bar(kBar1, bar1_size));
+    return config_space;
+}
+
 Result<std::unique_ptr<ProxyDevice>> ProxyDevice::create(ProxyDeviceConfig config) {
     if (!std::has_single_bit(config.bar1_size) ||
         config.bar1_size > ProxyDeviceConfig::kMaxBar1Size) {
@@ -42,21 +64,14 @@ Result<std::unique_ptr<ProxyDevice>> ProxyDevice::create(ProxyDeviceConfig confi
     device_config.host_page_size = config.host_page_size;
     auto device = GF_TRY(device::AddressSpaceDevice::create(device_config, *memory));
 
-    PciConfigSpace::Identity identity;
-    identity.vendor_id = hw::kVendorId;
-    identity.device_id = hw::kDeviceId;
-    identity.revision = hw::kRevision;
-    identity.class_code = hw::kClassCode;
-    identity.interrupt_pin = kInterruptPinB;
-    auto config_space = GF_TRY(
-        PciConfigSpace::create(identity, {hw::kControlBarSize, config.bar1_size, 0, 0, 0, 0}));
+    auto config_space = GF_TRY(proxy_config_space(config.bar1_size));
     return std::unique_ptr<ProxyDevice>(
         new ProxyDevice(std::move(config), std::move(memory), std::move(device), config_space));
 }
 
 ProxyDevice::ProxyDevice(ProxyDeviceConfig config, std::unique_ptr<MemfdGuestMemory> memory,
                          std::unique_ptr<device::AddressSpaceDevice> device,
-                         PciConfigSpace config_space)
+                         hw::PciConfigSpace config_space)
     : config_(std::move(config)),
       memory_(std::move(memory)),
       device_(std::move(device)),
@@ -197,7 +212,7 @@ void ProxyDevice::config_write(const ConfigAccess& access) {
     }
     // The device falls back to this while the guest has not written PHYS_START. Only the
     // BAR1 register moves it; during sizing it briefly holds the size mask, as on hardware.
-    if (overlaps(access.address, access.length, PciConfigSpace::kBar0 + 4 * kBar1, 4)) {
+    if (overlaps(access.address, access.length, hw::config_bar(kBar1), 4)) {
         device_->set_bar1_phys_start_hint(bar1_base);
     }
     if (!placement.empty()) {
@@ -206,7 +221,7 @@ void ProxyDevice::config_write(const ConfigAccess& access) {
 }
 
 uint64_t ProxyDevice::bar_access(const BarAccess& access, bool write) {
-    std::optional<PciConfigSpace::BarHit> hit;
+    std::optional<hw::PciConfigSpace::BarHit> hit;
     {
         MutexLock lock(mutex_);
         ++(write ? stats_.bar_writes : stats_.bar_reads);

@@ -19,9 +19,9 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "device/address_space_device.h"
+#include "hw/pci_config_space.h"
 #include "vmm/memfd_guest_memory.h"
 #include "vmm/message_channel.h"
-#include "vmm/pci_config_space.h"
 
 namespace gf::vmm {
 
@@ -49,6 +49,11 @@ struct ProxyStats {
     uint64_t resets = 0;
 };
 
+// The config space the proxied function powers on with: our identity (spec/device.md §2),
+// BAR0 and a BAR1 of `bar1_size` as 32-bit memory BARs for the guest to size and place, and
+// the fields a real function lets software write. EINVAL for a BAR1 no BAR can be.
+Result<hw::PciConfigSpace> proxy_config_space(uint64_t bar1_size);
+
 class ProxyDevice {
   public:
     // EINVAL for a BAR1 size or page size the device cannot have.
@@ -70,7 +75,8 @@ class ProxyDevice {
 
   private:
     ProxyDevice(ProxyDeviceConfig config, std::unique_ptr<MemfdGuestMemory> memory,
-                std::unique_ptr<device::AddressSpaceDevice> device, PciConfigSpace config_space);
+                std::unique_ptr<device::AddressSpaceDevice> device,
+                hw::PciConfigSpace config_space);
 
     // The reply to send, if the command has one.
     ConnectionResult<std::optional<uint64_t>> handle(Message& message) GF_EXCLUDES(mutex_);
@@ -86,7 +92,7 @@ class ProxyDevice {
     std::unique_ptr<device::AddressSpaceDevice> device_;
 
     mutable Mutex mutex_;
-    PciConfigSpace config_space_ GF_GUARDED_BY(mutex_);
+    hw::PciConfigSpace config_space_ GF_GUARDED_BY(mutex_);
     ProxyStats stats_ GF_GUARDED_BY(mutex_);
     // Held so QEMU's eventfds stay valid; the device raises no interrupts (drivers poll
     // STATUS right after each synchronous command).

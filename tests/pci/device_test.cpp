@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "hw/pci_header.h"
 #include "pci/mock_backend.h"
 
 namespace gf::pci {
@@ -35,9 +36,9 @@ TEST_F(DeviceTest, ConfigReadFailureIsReported) {
 }
 
 TEST_F(DeviceTest, ConfigWriteReachesBackend) {
-    ASSERT_TRUE(device->write_config16(kConfigCommand, 0x0006));
-    EXPECT_EQ(device->read_config16(kConfigCommand).value(), 0x0006);
-    EXPECT_EQ(device->read_config32(kConfigVendorId).value(), 0xF153'607Du);
+    ASSERT_TRUE(device->write_config16(hw::kConfigCommand, 0x0006));
+    EXPECT_EQ(device->read_config16(hw::kConfigCommand).value(), 0x0006);
+    EXPECT_EQ(device->read_config32(hw::kConfigVendorId).value(), 0xF153'607Du);
 }
 
 TEST_F(DeviceTest, EnableIsCounted) {

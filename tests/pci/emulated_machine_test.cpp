@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "device/registers.h"
+#include "hw/pci_header.h"
 #include "pci/bar.h"
 #include "pci/dma_page.h"
 #include "pci/shared_memory_bar.h"
@@ -65,23 +66,23 @@ TEST(EmulatedMachineTest, RegistersNeedMemoryDecode) {
     EXPECT_EQ(machine->device().read32(Reg::HANDLE), 0u);
 
     ASSERT_TRUE(pci.enable());
-    EXPECT_EQ(pci.read_config16(kConfigCommand).value() & 0x6, 0x6);
+    EXPECT_EQ(pci.read_config16(hw::kConfigCommand).value() & 0x6, 0x6);
     bar->write32<Reg::GUEST_PAGE_SIZE>(4096);
     EXPECT_EQ(machine->device().read32(Reg::GUEST_PAGE_SIZE), 4096u);
     bar->write32<Reg::COMMAND>(3);  // GEN_HANDLE
     EXPECT_NE(bar->read32<Reg::HANDLE>(), 0xFFFF'FFFFu);
 
     pci.disable();
-    EXPECT_EQ(pci.read_config16(kConfigCommand).value(), 0);
+    EXPECT_EQ(pci.read_config16(hw::kConfigCommand).value(), 0);
     EXPECT_EQ(bar->read32<Reg::GUEST_PAGE_SIZE>(), 0xFFFF'FFFFu);
 }
 
 TEST(EmulatedMachineTest, CommandRegisterIsTheOnlyWritableField) {
     auto machine = make_machine();
     Device& pci = machine->pci_device();
-    ASSERT_TRUE(pci.write_config16(kConfigCommand, 0x0002));
-    EXPECT_EQ(pci.read_config16(kConfigCommand).value(), 0x0002);
-    ASSERT_TRUE(pci.write_config16(kConfigVendorId, 0x1234));
+    ASSERT_TRUE(pci.write_config16(hw::kConfigCommand, 0x0002));
+    EXPECT_EQ(pci.read_config16(hw::kConfigCommand).value(), 0x0002);
+    ASSERT_TRUE(pci.write_config16(hw::kConfigVendorId, 0x1234));
     EXPECT_EQ(pci.vendor_id().value(), 0x607D);
 }
 

@@ -2,8 +2,8 @@
 
 #include <cstring>
 
+#include "hw/pci_header.h"
 #include "hw/pci_identity.h"
-#include "pci/device.h"
 
 namespace gf::pci::emulated {
 
@@ -11,16 +11,32 @@ namespace {
 
 using device::AddressSpaceDevice;
 
-constexpr uint32_t kConfigRevisionClass = 0x08;  // revision, prog-if, subclass, class
-constexpr uint32_t kConfigHeaderType = 0x0E;
-constexpr uint32_t kConfigBar0 = 0x10;
-constexpr uint32_t kConfigInterruptLine = 0x3C;
-constexpr uint32_t kConfigInterruptPin = 0x3D;
-constexpr uint32_t kBarMemory64 = 0x4;  // BAR type bits 2:1 = 10b
+// Only memory decode and bus mastering: the rest of the command register, and every other
+// field, ignores writes, as a device ignores writes to read-only fields.
+constexpr uint16_t kCommandWritable = hw::kCommandMemorySpace | hw::kCommandBusMaster;
 
-template <typename T>
-void put(std::array<std::byte, 256>& config, uint32_t offset, T value) {
-    std::memcpy(&config[offset], &value, sizeof(value));
+hw::PciConfigSpace slot_config_space(uint64_t bar0_address, uint64_t bar1_address,
+                                     bool bar1_64bit) {
+    hw::PciConfigSpace config({
+        .vendor_id = hw::kVendorId,
+        .device_id = hw::kDeviceId,
+        .revision = hw::kRevision,
+        .class_code = hw::kClassCode,
+        .interrupt_pin = 2,
+    });
+    config.set_writable(hw::kConfigCommand, kCommandWritable, 2);
+    // The BARs are where the machine placed them, and stay there.
+    config.set_initial(hw::config_bar(hw::kControlBar), static_cast<uint32_t>(bar0_address), 4);
+    const uint32_t bar1 = hw::config_bar(hw::kAreaBar);
+    if (bar1_64bit) {
+        config.set_initial(bar1, static_cast<uint32_t>(bar1_address) | hw::kBarMemory64, 4);
+        config.set_initial(bar1 + 4, static_cast<uint32_t>(bar1_address >> 32), 4);
+    } else {
+        config.set_initial(bar1, static_cast<uint32_t>(bar1_address), 4);
+    }
+    // Pin B, line 2, as the emulator's device.
+    config.set_initial(hw::kConfigInterruptLine, 2, 1);
+    return config;
 }
 
 }  // namespace
@@ -31,67 +47,36 @@ SlotBackend::SlotBackend(AddressSpaceDevice& device, PageAllocator& pages, uint6
       pages_(pages),
       bar0_{bar0_address, hw::kControlBarSize, kResourceMem},
       bar1_{bar1_address, device.bar1_size(),
-            kResourceMem | (device.bar1_64bit() ? kResourceMem64 : 0u)} {
-    MutexLock lock(config_mutex_);
-    put<uint16_t>(config_, kConfigVendorId, hw::kVendorId);
-    put<uint16_t>(config_, kConfigDeviceId, hw::kDeviceId);
-    put<uint32_t>(config_, kConfigRevisionClass, hw::kRevision | uint32_t{hw::kClassCode} << 16);
-    put<uint8_t>(config_, kConfigHeaderType, 0);
-    put<uint32_t>(config_, kConfigBar0, static_cast<uint32_t>(bar0_address));
-    if (device.bar1_64bit()) {
-        put<uint32_t>(config_, kConfigBar0 + 4, static_cast<uint32_t>(bar1_address) | kBarMemory64);
-        put<uint32_t>(config_, kConfigBar0 + 8, static_cast<uint32_t>(bar1_address >> 32));
-    } else {
-        put<uint32_t>(config_, kConfigBar0 + 4, static_cast<uint32_t>(bar1_address));
-    }
-    // Pin B, line 2, as the emulator's device.
-    put<uint8_t>(config_, kConfigInterruptLine, 2);
-    put<uint8_t>(config_, kConfigInterruptPin, 2);
-}
+            kResourceMem | (device.bar1_64bit() ? kResourceMem64 : 0u)},
+      config_(slot_config_space(bar0_address, bar1_address, device.bar1_64bit())) {}
 
 Result<void> SlotBackend::config_read(uint32_t offset, std::span<std::byte> out) {
     MutexLock lock(config_mutex_);
-    if (offset > config_.size() || config_.size() - offset < out.size()) {
-        return fail(EINVAL);
-    }
-    std::memcpy(out.data(), &config_[offset], out.size());
-    return {};
+    return config_.read_bytes(offset, out);
 }
 
 Result<void> SlotBackend::config_write(uint32_t offset, std::span<const std::byte> in) {
-    if (offset > 256 || 256 - offset < in.size()) {
-        return fail(EINVAL);
-    }
     MutexLock lock(config_mutex_);
-    // Apply the bytes that land in the command register (0x04..0x05).
-    std::array<std::byte, 2> command;
-    std::memcpy(command.data(), &config_[kConfigCommand], command.size());
-    for (size_t i = 0; i < in.size(); ++i) {
-        const uint32_t at = offset + static_cast<uint32_t>(i);
-        if (at == kConfigCommand || at == kConfigCommand + 1) {
-            command[at - kConfigCommand] = in[i];
-        }
-    }
-    uint16_t value;
-    std::memcpy(&value, command.data(), sizeof(value));
-    set_command_locked(value & (kCommandMemorySpace | kCommandBusMaster));
+    GF_TRY(config_.write_bytes(offset, in));
+    command_changed_locked();
     return {};
 }
 
-void SlotBackend::set_command_locked(uint16_t command) {
-    put<uint16_t>(config_, kConfigCommand, command);
-    memory_decode_.store((command & kCommandMemorySpace) != 0, std::memory_order_release);
+void SlotBackend::command_changed_locked() {
+    memory_decode_.store(config_.memory_enabled(), std::memory_order_release);
 }
 
 Result<void> SlotBackend::enable() {
     MutexLock lock(config_mutex_);
-    set_command_locked(kCommandMemorySpace | kCommandBusMaster);
+    config_.write(hw::kConfigCommand, kCommandWritable, 2);
+    command_changed_locked();
     return {};
 }
 
 void SlotBackend::disable() {
     MutexLock lock(config_mutex_);
-    set_command_locked(0);
+    config_.write(hw::kConfigCommand, 0, 2);
+    command_changed_locked();
 }
 
 BarResource SlotBackend::bar_resource(unsigned bar) {

@@ -4,21 +4,17 @@
 // memory decode is on, and DMA pages from guest RAM.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 #include "base/mutex.h"
 #include "device/address_space_device.h"
+#include "hw/pci_config_space.h"
 #include "pci/backend.h"
 #include "pci/emulated/page_allocator.h"
 
 namespace gf::pci::emulated {
-
-// PCI command register bits.
-inline constexpr uint16_t kCommandMemorySpace = 0x2;
-inline constexpr uint16_t kCommandBusMaster = 0x4;
 
 class SlotBackend : public Backend {
   public:
@@ -47,7 +43,8 @@ class SlotBackend : public Backend {
     size_t page_size() const override { return pages_.page_size(); }
 
   private:
-    void set_command_locked(uint16_t command) GF_REQUIRES(config_mutex_);
+    // Publishes memory decode after the command register may have changed.
+    void command_changed_locked() GF_REQUIRES(config_mutex_);
 
     device::AddressSpaceDevice& device_;
     PageAllocator& pages_;
@@ -56,7 +53,7 @@ class SlotBackend : public Backend {
     // Read on every register access without the config lock.
     std::atomic<bool> memory_decode_{false};
     Mutex config_mutex_;
-    std::array<std::byte, 256> config_ GF_GUARDED_BY(config_mutex_){};
+    hw::PciConfigSpace config_ GF_GUARDED_BY(config_mutex_);
 };
 
 }  // namespace gf::pci::emulated

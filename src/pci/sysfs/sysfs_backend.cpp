@@ -13,6 +13,7 @@
 
 #include "base/checked.h"
 #include "base/scope_guard.h"
+#include "hw/pci_header.h"
 #include "pci/device.h"
 #include "pci/sysfs/sysfs_file.h"
 
@@ -77,7 +78,7 @@ Result<void> SysfsBackend::config_write(uint32_t offset, std::span<const std::by
 
 Result<uint16_t> SysfsBackend::read_command() {
     std::array<std::byte, 2> bytes{};
-    GF_TRY(config_read(kConfigCommand, bytes));
+    GF_TRY(config_read(hw::kConfigCommand, bytes));
     uint16_t value;
     std::memcpy(&value, bytes.data(), sizeof(value));
     return value;
@@ -86,7 +87,7 @@ Result<uint16_t> SysfsBackend::read_command() {
 Result<void> SysfsBackend::write_command(uint16_t value) {
     std::array<std::byte, 2> bytes{};
     std::memcpy(bytes.data(), &value, sizeof(value));
-    return config_write(kConfigCommand, bytes);
+    return config_write(hw::kConfigCommand, bytes);
 }
 
 Result<void> SysfsBackend::enable() {
@@ -100,7 +101,7 @@ Result<void> SysfsBackend::enable() {
     // With no driver bound, memory decode may still be off: BAR accesses would
     // hit nothing. Bus master is harmless and what a DMA-reading host expects.
     const uint16_t command = GF_TRY(read_command());
-    const uint16_t wanted = kCommandMemorySpace | kCommandBusMaster;
+    const uint16_t wanted = hw::kCommandMemorySpace | hw::kCommandBusMaster;
     const auto missing = static_cast<uint16_t>(wanted & ~command);
     if (missing != 0) {
         GF_TRY(write_command(static_cast<uint16_t>(command | missing)));

@@ -23,11 +23,6 @@
 
 namespace gf::pci::sysfs {
 
-// Command register bits that enable() sets (and disable() clears again if it
-// set them).
-inline constexpr uint16_t kCommandMemorySpace = 1u << 1;
-inline constexpr uint16_t kCommandBusMaster = 1u << 2;
-
 // BARs up to this length are mmapped whole (register BARs are a few KiB).
 // Longer ones (the 16 GiB shared-memory BAR1) are opened and checked, but
 // not mapped: the driver never dereferences them, a userspace mapping

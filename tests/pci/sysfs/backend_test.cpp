@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "fake_sysfs.h"
+#include "hw/pci_header.h"
 #include "pci/bar.h"
 #include "pci/dma_page.h"
 #include "pci/shared_memory_bar.h"
@@ -25,7 +26,7 @@ using testing::FakeDeviceSpec;
 using testing::FakeSysfs;
 using testing::kBdf;
 
-constexpr uint16_t kDecodeBits = kCommandMemorySpace | kCommandBusMaster;
+constexpr uint16_t kDecodeBits = hw::kCommandMemorySpace | hw::kCommandBusMaster;
 
 class BackendTest : public ::testing::Test {
   protected:
@@ -55,12 +56,12 @@ TEST_F(BackendTest, EnableWritesOneAndTurnsOnDecode) {
 }
 
 TEST_F(BackendTest, DisableClearsOnlyTheBitsEnableSet) {
-    auto backend = open({.command = kCommandMemorySpace});
+    auto backend = open({.command = hw::kCommandMemorySpace});
     ASSERT_TRUE(backend);
     ASSERT_TRUE(backend->enable());
     EXPECT_EQ(tree.command(), kDecodeBits);
     backend->disable();
-    EXPECT_EQ(tree.command(), kCommandMemorySpace);
+    EXPECT_EQ(tree.command(), hw::kCommandMemorySpace);
 }
 
 TEST_F(BackendTest, DestructionDisablesAnEnabledDevice) {

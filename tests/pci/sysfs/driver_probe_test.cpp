@@ -10,6 +10,7 @@
 #include "driver/driver.h"
 #include "driver/file.h"
 #include "fake_sysfs.h"
+#include "hw/pci_header.h"
 #include "pci/sysfs/sysfs_device.h"
 
 namespace gf::pci::sysfs {
@@ -50,7 +51,7 @@ TEST_F(DriverOverSysfsTest, ProbeProgramsTheDeviceThroughResource0) {
     EXPECT_EQ((*driver)->bar1_phys_start(), testing::kBar1Start);
     EXPECT_EQ((*driver)->bar1_size(), testing::kBar1Size);
     EXPECT_EQ(tree.enable_state(), "1");
-    EXPECT_EQ(tree.command(), kCommandMemorySpace | kCommandBusMaster);
+    EXPECT_EQ(tree.command(), hw::kCommandMemorySpace | hw::kCommandBusMaster);
 
     driver->reset();  // remove()
     EXPECT_EQ(tree.enable_state(), "0");
