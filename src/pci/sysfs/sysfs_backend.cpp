@@ -47,33 +47,39 @@ std::string SysfsBackend::path(const char* name) const {
     return join(parts_.device_dir, name);
 }
 
-Result<void> SysfsBackend::config_read(uint32_t offset, std::span<std::byte> out) {
-    if (!range_within(offset, out.size(), kConfigSpaceSize)) {
+namespace {
+
+// One pread or pwrite of `size` bytes at `offset` of `config`, which `transfer` does:
+// EINVAL past config space, EIO if it moved fewer bytes (past what this kernel, or
+// user, may reach of config).
+template <typename Transfer>
+Result<void> config_transfer(uint32_t offset, size_t size, Transfer&& transfer) {
+    if (!range_within(offset, size, kConfigSpaceSize)) {
         return fail(EINVAL);
     }
-    // pread at an offset below 4096 of a buffer we own: sound for any size.
-    const ssize_t n = ::pread(parts_.config.get(), out.data(), out.size(), offset);
+    const ssize_t n = transfer();
     if (n < 0) {
         return fail(errno);
     }
-    if (static_cast<size_t>(n) != out.size()) {
-        return fail(EIO);  // past what this kernel (or user) may read of config
+    if (static_cast<size_t>(n) != size) {
+        return fail(EIO);
     }
     return {};
 }
 
+}  // namespace
+
+Result<void> SysfsBackend::config_read(uint32_t offset, std::span<std::byte> out) {
+    // pread at an offset below 4096 of a buffer we own: sound for any size.
+    return config_transfer(offset, out.size(), [&] {
+        return ::pread(parts_.config.get(), out.data(), out.size(), offset);
+    });
+}
+
 Result<void> SysfsBackend::config_write(uint32_t offset, std::span<const std::byte> in) {
-    if (!range_within(offset, in.size(), kConfigSpaceSize)) {
-        return fail(EINVAL);
-    }
-    const ssize_t n = ::pwrite(parts_.config.get(), in.data(), in.size(), offset);
-    if (n < 0) {
-        return fail(errno);
-    }
-    if (static_cast<size_t>(n) != in.size()) {
-        return fail(EIO);
-    }
-    return {};
+    return config_transfer(offset, in.size(), [&] {
+        return ::pwrite(parts_.config.get(), in.data(), in.size(), offset);
+    });
 }
 
 Result<uint16_t> SysfsBackend::read_command() {
