@@ -75,7 +75,9 @@ Result<void> PciConfigSpace::read_bytes(uint32_t offset, std::span<std::byte> ou
     if (!fits(offset, out.size())) {
         return fail(EINVAL);
     }
-    std::memcpy(out.data(), &bytes_[offset], out.size());
+    if (!out.empty()) {  // an empty span may have no data() to copy to
+        std::memcpy(out.data(), bytes_.data() + offset, out.size());
+    }
     return {};
 }
 
