@@ -361,31 +361,31 @@ DeviceStats AddressSpaceDevice::stats() const {
     return stats;
 }
 
-DeviceSnapshot AddressSpaceDevice::snapshot() const {
+DeviceBooks AddressSpaceDevice::books() const {
     MutexLock lock(mutex_);
-    DeviceSnapshot snapshot;
-    snapshot.bar1_size = config_.bar1_size;
-    snapshot.phys_start = phys_start_locked();
-    snapshot.area = area_.ranges();
-    snapshot.guest_blocks = guest_blocks_;
-    snapshot.host_regions = host_regions_;
-    snapshot.mappings = mappings_.starting_within(0, UINT64_MAX);
+    DeviceBooks books;
+    books.bar1_size = config_.bar1_size;
+    books.phys_start = phys_start_locked();
+    books.area = area_.ranges();
+    books.guest_blocks = guest_blocks_;
+    books.host_regions = host_regions_;
+    books.mappings = mappings_.starting_within(0, UINT64_MAX);
     handles_.for_each([&](uint32_t handle, const HandleEntry& entry) {
-        DeviceSnapshot::Handle view;
+        DeviceBooks::Handle view;
         view.handle = handle;
         view.ping_info_gpa = entry.ping_info_gpa;
         if (entry.context) {
             view.context = entry.context->type();
             view.allocations = entry.context->allocations_locked();
         }
-        snapshot.handles.push_back(std::move(view));
+        books.handles.push_back(std::move(view));
     });
-    std::ranges::sort(snapshot.handles, {}, &DeviceSnapshot::Handle::handle);
+    std::ranges::sort(books.handles, {}, &DeviceBooks::Handle::handle);
     for (auto& slab : shared_slots_.slabs()) {
-        snapshot.slabs.push_back(
-            DeviceSnapshot::Slab{slab.offset, slab.size, std::move(slab.free_pieces)});
+        books.slabs.push_back(
+            DeviceBooks::Slab{slab.offset, slab.size, std::move(slab.free_pieces)});
     }
-    return snapshot;
+    return books;
 }
 
 void AddressSpaceDevice::inject(DeviceFault fault, FaultSchedule schedule) {

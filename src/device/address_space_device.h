@@ -57,7 +57,7 @@ struct DeviceStats {
 };
 
 // A consistent copy of the device's books (tests, fuzzing): read-only, taken under the lock.
-struct DeviceSnapshot {
+struct DeviceBooks {
     struct Handle {
         uint32_t handle = 0;
         std::optional<uint64_t> ping_info_gpa;
@@ -133,7 +133,7 @@ class AddressSpaceDevice : private DeviceServices {
     // Back to the state after create(): registers, allocator, handles, contexts, mappings.
     void reset() GF_EXCLUDES(mutex_);
     DeviceStats stats() const GF_EXCLUDES(mutex_);
-    DeviceSnapshot snapshot() const GF_EXCLUDES(mutex_);
+    DeviceBooks books() const GF_EXCLUDES(mutex_);
 
     // Fault injection. Cheap when nothing is armed; reset() disarms everything.
     void inject(DeviceFault fault, FaultSchedule schedule = {}) GF_EXCLUDES(mutex_);

@@ -36,7 +36,7 @@ class Context {
     // The guest deallocated the block under this context's mapping at `offset`: forget it.
     // The device removes the mapping itself.
     virtual void on_block_deallocated_locked(uint64_t offset);
-    // What the context holds, BAR1 offset -> size (for the device's snapshot).
+    // What the context holds, BAR1 offset -> size (for the device's books).
     virtual std::map<uint64_t, uint64_t> allocations_locked() const;
 };
 

@@ -28,7 +28,7 @@ class SharedSlotsPool {
     // Forgets every slab without releasing it: for device reset, which drops all regions.
     void clear() { slabs_.clear(); }
 
-    // A slab as seen from outside (snapshots): its BAR1 range and its free pieces.
+    // A slab as seen from outside (the device's books): its BAR1 range and its free pieces.
     struct SlabView {
         uint64_t offset = 0;
         uint64_t size = 0;
