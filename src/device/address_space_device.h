@@ -61,7 +61,7 @@ struct DeviceBooks {
     struct Handle {
         uint32_t handle = 0;
         std::optional<uint64_t> ping_info_gpa;
-        std::optional<ContextType> context;
+        std::optional<hw::ContextType> context;
         // The context's holdings, BAR1 offset -> size: type 5 backed ranges, type 6 pieces.
         std::map<uint64_t, uint64_t> allocations;
     };

@@ -18,14 +18,14 @@ std::map<uint64_t, uint64_t> Context::allocations_locked() const {
 namespace {
 
 struct ContextKind {
-    ContextType type;
+    hw::ContextType type;
     Result<std::unique_ptr<Context>> (*create)(const ContextParams&);
 };
 
 // The implemented types: data, not an if chain. Others fail creation with metadata ~0.
 constexpr ContextKind kContextKinds[] = {
-    {ContextType::HostMemoryAllocator, &HostMemoryAllocatorContext::create},
-    {ContextType::SharedSlotsHostMemoryAllocator, &SharedSlotsContext::create},
+    {hw::ContextType::HostMemoryAllocator, &HostMemoryAllocatorContext::create},
+    {hw::ContextType::SharedSlotsHostMemoryAllocator, &SharedSlotsContext::create},
 };
 
 }  // namespace

@@ -10,16 +10,9 @@
 #include "base/result.h"
 #include "device/device_services.h"
 #include "device/ping_info.h"
+#include "hw/context_types.h"
 
 namespace gf::device {
-
-// Context type numbers (metadata of the create ping).
-enum class ContextType : uint32_t {
-    Graphics = 0,
-    Media = 1,
-    HostMemoryAllocator = 5,
-    SharedSlotsHostMemoryAllocator = 6,
-};
 
 struct ContextParams {
     uint32_t handle = 0;
@@ -30,7 +23,7 @@ struct ContextParams {
 class Context {
   public:
     virtual ~Context();
-    virtual ContextType type() const = 0;
+    virtual hw::ContextType type() const = 0;
     // Runs one ping: the request is in info; results go back into it (metadata, ~0 on failure).
     virtual void perform_locked(PingInfo& info) = 0;
     // The guest deallocated the block under this context's mapping at `offset`: forget it.

@@ -19,7 +19,7 @@ class HostMemoryAllocatorContext : public Context {
     // Unbacks everything this context still holds (fd close -> DESTROY_HANDLE).
     ~HostMemoryAllocatorContext() override;
 
-    ContextType type() const override { return ContextType::HostMemoryAllocator; }
+    hw::ContextType type() const override { return hw::ContextType::HostMemoryAllocator; }
     void perform_locked(PingInfo& info) override;
     void on_block_deallocated_locked(uint64_t offset) override;
     std::map<uint64_t, uint64_t> allocations_locked() const override { return allocations_; }

@@ -19,7 +19,9 @@ class SharedSlotsContext : public Context {
     // all but one empty slab.
     ~SharedSlotsContext() override;
 
-    ContextType type() const override { return ContextType::SharedSlotsHostMemoryAllocator; }
+    hw::ContextType type() const override {
+        return hw::ContextType::SharedSlotsHostMemoryAllocator;
+    }
     void perform_locked(PingInfo& info) override;
     std::map<uint64_t, uint64_t> allocations_locked() const override { return allocations_; }
 

@@ -107,7 +107,7 @@ TEST(DeviceBooksTest, ShowsTheBooks) {
     EXPECT_EQ(s.handles[0].handle, h5.id);
     EXPECT_EQ(s.handles[0].ping_info_gpa, h5.ping_gpa);
     EXPECT_EQ(s.handles[0].allocations, (std::map<uint64_t, uint64_t>{{block.offset, 4096}}));
-    EXPECT_EQ(s.handles[1].context, ContextType::SharedSlotsHostMemoryAllocator);
+    EXPECT_EQ(s.handles[1].context, hw::ContextType::SharedSlotsHostMemoryAllocator);
     EXPECT_EQ(s.handles[1].allocations, (std::map<uint64_t, uint64_t>{{piece.phys_addr, 4096}}));
     ASSERT_EQ(s.mappings.size(), 2u);
     EXPECT_EQ(s.area.size(), 3u);  // free, slab, block: each carved from the top

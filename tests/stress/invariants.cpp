@@ -122,7 +122,7 @@ void check_slabs(const DeviceBooks& s, Sink& sink) {
     // Every type-6 piece, by slab: with the free pieces they tile their slab exactly.
     std::vector<std::pair<uint64_t, uint64_t>> pieces;
     for (const auto& handle : s.handles) {
-        if (handle.context == device::ContextType::SharedSlotsHostMemoryAllocator) {
+        if (handle.context == hw::ContextType::SharedSlotsHostMemoryAllocator) {
             pieces.insert(pieces.end(), handle.allocations.begin(), handle.allocations.end());
         }
     }
@@ -199,7 +199,7 @@ void check_mappings(const DeviceBooks& s, Sink& sink) {
         by_owner[m.owner].emplace(m.offset, m.size);
         auto owner = handles.find(m.owner);
         if (owner == handles.end() ||
-            owner->second->context != device::ContextType::HostMemoryAllocator) {
+            owner->second->context != hw::ContextType::HostMemoryAllocator) {
             sink.add() << "mapping " << m.offset << " owned by " << m.owner
                        << ", not a live type-5 context";
             continue;
@@ -218,7 +218,7 @@ void check_mappings(const DeviceBooks& s, Sink& sink) {
     }
     // A type-5 context's allocations are exactly its mappings.
     for (const auto& handle : s.handles) {
-        if (handle.context != device::ContextType::HostMemoryAllocator) {
+        if (handle.context != hw::ContextType::HostMemoryAllocator) {
             continue;
         }
         const RangeMap& mapped = by_owner[handle.handle];
@@ -234,8 +234,8 @@ void check_handles(const DeviceBooks& s, Sink& sink) {
         if (handle.handle == 0 || handle.handle == device::kInvalidHandle) {
             sink.add() << "handle " << handle.handle << " should never be issued";
         }
-        if (handle.context && *handle.context != device::ContextType::HostMemoryAllocator &&
-            *handle.context != device::ContextType::SharedSlotsHostMemoryAllocator) {
+        if (handle.context && *handle.context != hw::ContextType::HostMemoryAllocator &&
+            *handle.context != hw::ContextType::SharedSlotsHostMemoryAllocator) {
             sink.add() << "handle " << handle.handle << ": unexpected context type";
         }
         if (!handle.context && !handle.allocations.empty()) {

@@ -58,9 +58,9 @@ TEST_F(InvariantsTest, BooksShowBlocksClaimsHandlesSlabsAndMappings) {
     ASSERT_EQ(s.handles.size(), 2u);
     EXPECT_EQ(s.handles[0].handle, f5.handle);
     EXPECT_EQ(s.handles[0].ping_info_gpa, f5.ping_page_phys);
-    EXPECT_EQ(s.handles[0].context, device::ContextType::HostMemoryAllocator);
+    EXPECT_EQ(s.handles[0].context, hw::ContextType::HostMemoryAllocator);
     EXPECT_EQ(s.handles[0].allocations, (std::map<uint64_t, uint64_t>{{block->offset, 4096}}));
-    EXPECT_EQ(s.handles[1].context, device::ContextType::SharedSlotsHostMemoryAllocator);
+    EXPECT_EQ(s.handles[1].context, hw::ContextType::SharedSlotsHostMemoryAllocator);
     EXPECT_EQ(s.handles[1].allocations, (std::map<uint64_t, uint64_t>{{piece->offset, 4096}}));
     ASSERT_EQ(s.slabs.size(), 1u);
     EXPECT_EQ(s.slabs[0].offset, piece->offset);  // pieces come from the slab's low end
