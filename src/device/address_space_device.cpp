@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <iterator>
 #include <utility>
 
 #include "base/checked.h"
+#include "base/interval_map.h"
 #include "device/ping_info.h"
 
 namespace gf::device {
@@ -480,12 +480,8 @@ uint64_t AddressSpaceDevice::phys_start_locked() const {
 }
 
 std::optional<GuestBlock> AddressSpaceDevice::guest_block_containing_locked(uint64_t offset) const {
-    auto after = guest_blocks_.upper_bound(offset);
-    if (after == guest_blocks_.begin()) {
-        return std::nullopt;
-    }
-    auto block = std::prev(after);
-    if (offset - block->first >= block->second) {
+    auto block = find_containing(guest_blocks_, offset);
+    if (block == guest_blocks_.end()) {
         return std::nullopt;
     }
     return GuestBlock{block->first, block->second};

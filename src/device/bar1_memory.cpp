@@ -20,47 +20,27 @@ Result<Bar1Memory> Bar1Memory::create(uint64_t size) {
     if (base == MAP_FAILED) {
         return fail(ENOMEM);
     }
-    return Bar1Memory(static_cast<std::byte*>(base), size);
-}
-
-Bar1Memory::~Bar1Memory() {
-    if (base_ != nullptr) {
-        munmap(base_, size_);
-    }
-}
-
-Bar1Memory::Bar1Memory(Bar1Memory&& other) noexcept
-    : base_(std::exchange(other.base_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-
-Bar1Memory& Bar1Memory::operator=(Bar1Memory&& other) noexcept {
-    if (this != &other) {
-        if (base_ != nullptr) {
-            munmap(base_, size_);
-        }
-        base_ = std::exchange(other.base_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-    }
-    return *this;
+    return Bar1Memory(Mapping(base, size));
 }
 
 Result<std::span<std::byte>> Bar1Memory::view(uint64_t offset, uint64_t len) const {
-    if (!range_within(offset, len, size_)) {
+    if (!range_within(offset, len, size())) {
         return fail(EFAULT);
     }
     // Sound: the range was just checked against the mapping's size.
-    return std::span<std::byte>(base_ + offset, len);
+    return std::span<std::byte>(window_.data() + offset, len);
 }
 
 Result<void> Bar1Memory::release(uint64_t offset, uint64_t len) {
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    if (!range_within(offset, len, size_) || offset % page != 0 || len % page != 0) {
+    if (!range_within(offset, len, size()) || offset % page != 0 || len % page != 0) {
         return fail(EINVAL);
     }
     if (len == 0) {
         return {};
     }
     // On a private anonymous mapping MADV_DONTNEED frees the pages; they refault as zeros.
-    if (madvise(base_ + offset, len, MADV_DONTNEED) != 0) {
+    if (madvise(window_.data() + offset, len, MADV_DONTNEED) != 0) {
         return fail(errno);
     }
     return {};

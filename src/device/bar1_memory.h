@@ -5,8 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace gf::device {
 
@@ -14,13 +16,7 @@ class Bar1Memory {
   public:
     // A zero-filled, lazily backed window of size bytes; ENOMEM if it cannot be reserved.
     static Result<Bar1Memory> create(uint64_t size);
-    ~Bar1Memory();
-    Bar1Memory(Bar1Memory&& other) noexcept;
-    Bar1Memory& operator=(Bar1Memory&& other) noexcept;
-    Bar1Memory(const Bar1Memory&) = delete;
-    Bar1Memory& operator=(const Bar1Memory&) = delete;
-
-    uint64_t size() const { return size_; }
+    uint64_t size() const { return window_.length(); }
     // Host view of [offset, offset + len); EFAULT unless wholly inside the window.
     Result<std::span<std::byte>> view(uint64_t offset, uint64_t len) const;
     // Drops the pages of [offset, offset + len) (page aligned): they read as zero again and no
@@ -28,10 +24,9 @@ class Bar1Memory {
     Result<void> release(uint64_t offset, uint64_t len);
 
   private:
-    Bar1Memory(std::byte* base, uint64_t size) : base_(base), size_(size) {}
+    explicit Bar1Memory(Mapping window) : window_(std::move(window)) {}
 
-    std::byte* base_ = nullptr;  // owned mapping of size_ bytes
-    uint64_t size_ = 0;
+    Mapping window_;
 };
 
 }  // namespace gf::device

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <iterator>
 
+#include "base/interval_map.h"
 #include "base/scope_guard.h"
 #include "device/memory_mapping_table.h"
 
@@ -75,11 +76,11 @@ Result<uint64_t> SharedSlotsPool::allocate_locked(uint64_t size, DeviceServices&
 }
 
 void SharedSlotsPool::free_locked(uint64_t offset, uint64_t size, DeviceServices& services) {
-    auto after = slabs_.upper_bound(offset);
-    if (after == slabs_.begin()) {
+    auto containing = find_containing(slabs_, offset, [](const Slab& slab) { return slab.size; });
+    if (containing == slabs_.end()) {
         return;  // not ours: contexts only free what allocate_locked gave them
     }
-    Slab& slab = std::prev(after)->second;
+    Slab& slab = containing->second;
     // Zero the piece before anyone else can be handed it.
     services.scrub_locked(offset, size);
     slab.give_back(offset, size);
