@@ -12,10 +12,11 @@ Result<std::unique_ptr<Context>> HostMemoryAllocatorContext::create(const Contex
     return std::unique_ptr<Context>(new HostMemoryAllocatorContext(params.handle, params.services));
 }
 
-HostMemoryAllocatorContext::~HostMemoryAllocatorContext() {
+void HostMemoryAllocatorContext::release_locked() {
     for (const auto& [offset, size] : allocations_) {
         (void)services_.remove_memory_mapping_locked(offset, size);
     }
+    allocations_.clear();
 }
 
 void HostMemoryAllocatorContext::perform_locked(PingInfo& info) {

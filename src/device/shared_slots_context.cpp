@@ -12,11 +12,12 @@ Result<std::unique_ptr<Context>> SharedSlotsContext::create(const ContextParams&
     return std::unique_ptr<Context>(new SharedSlotsContext(params.services));
 }
 
-SharedSlotsContext::~SharedSlotsContext() {
+void SharedSlotsContext::release_locked() {
     SharedSlotsPool& pool = services_.shared_slots_pool_locked();
     for (const auto& [offset, size] : allocations_) {
         pool.free_locked(offset, size, services_);
     }
+    allocations_.clear();
     pool.collect_empty_slabs_locked(services_);
 }
 

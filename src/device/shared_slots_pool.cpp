@@ -62,7 +62,12 @@ Result<uint64_t> SharedSlotsPool::allocate_locked(uint64_t size, DeviceServices&
     }
     const uint64_t slab_size = std::max(size, kSlabSize);
     const uint64_t region = GF_TRY(services.alloc_shared_host_region_locked(slab_size));
-    ScopeGuard release_region([&] { (void)services.free_shared_host_region_locked(region); });
+    ScopeGuard release_region([&] {
+        // The guard fires within this function, which holds the lock; the analysis cannot
+        // see into the lambda.
+        services.device_lock().assert_held();
+        (void)services.free_shared_host_region_locked(region);
+    });
     GF_TRY(services.add_memory_mapping_locked(region, slab_size, MemoryMappingTable::kPoolOwner));
     release_region.dismiss();
 
