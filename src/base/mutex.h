@@ -25,7 +25,6 @@
 #define GF_RELEASE(...) GF_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
 #define GF_RELEASE_SHARED(...) GF_THREAD_ANNOTATION(release_shared_capability(__VA_ARGS__))
 #define GF_ACQUIRED_AFTER(...) GF_THREAD_ANNOTATION(acquired_after(__VA_ARGS__))
-#define GF_ACQUIRED_BEFORE(...) GF_THREAD_ANNOTATION(acquired_before(__VA_ARGS__))
 // A getter that returns a reference to a capability: callers' expressions of it mean that one.
 #define GF_RETURN_CAPABILITY(x) GF_THREAD_ANNOTATION(lock_returned(x))
 // The caller promises the capability is held (a fact the analysis cannot see, e.g. that an

@@ -16,7 +16,6 @@ namespace gf::device {
 namespace {
 
 constexpr uint64_t kMax32BitBar = 2ull << 30;
-constexpr uint32_t kMaxGuestPageSize = 64 * 1024;
 // What kStatusAboveIntMax reports: ENOMEM with the top bit set, negative as an int.
 constexpr uint32_t kStatusAboveIntMax = 0x8000'0000u | ENOMEM;
 

@@ -16,7 +16,8 @@ namespace gf::device {
 
 class AsyncContext : public Context {
   public:
-    // Joins the thread if the device has not (it always asked it to stop first).
+    // Its owner destroys it only once wait_stopped() returned true (run() may use the
+    // subclass, which is gone by the time this runs); the join here is the last resort.
     ~AsyncContext() override;
 
     // Starts the thread.

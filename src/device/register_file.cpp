@@ -8,8 +8,6 @@
 namespace gf::device {
 namespace {
 
-constexpr uint32_t kMaxGuestPageSize = 64 * 1024;
-
 uint32_t low32(uint64_t v) {
     return static_cast<uint32_t>(v);
 }

@@ -7,6 +7,9 @@
 
 namespace gf::device {
 
+// The largest GUEST_PAGE_SIZE (and host page size) the device accepts.
+inline constexpr uint32_t kMaxGuestPageSize = 64 * 1024;
+
 class RegisterFile {
   public:
     // What a register write asks of the device beyond storing a value.

@@ -285,7 +285,7 @@ TEST_F(AsyncContextTest, PingsAndDestroysFromManyThreads) {
 TEST_F(AsyncContextTest, AThreadThatOverrunsTheBoundHasLostBar1AndIsJoinedLater) {
     DeviceConfig c = config();
     c.context_stop_timeout = 20ms;
-    CounterContext::overrun = 300ms;
+    CounterContext::overrun = 800ms;
     Guest guest(c);
     Guest::Handle h;
     const uint64_t offset = open_counter(guest, h);
@@ -293,7 +293,7 @@ TEST_F(AsyncContextTest, AThreadThatOverrunsTheBoundHasLostBar1AndIsJoinedLater)
 
     const auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(guest.close(h), 0u);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 250ms);  // did not wait for it
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);  // did not wait for it
     EXPECT_EQ(g_live_threads.load(), 1);
     // Its memory is gone from the books at once, and its late write never lands.
     EXPECT_EQ(guest.device().stats().backed_bytes, 0u);
