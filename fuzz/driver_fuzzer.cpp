@@ -255,7 +255,7 @@ class World {
             case 2: {
                 const size_t owner = kind == 1 ? self : index % kSlots;
                 if (files_[owner]) {
-                    const auto f = files_[owner]->snapshot();
+                    const auto f = files_[owner]->books();
                     for (const auto& [at, length] : f.blocks) {
                         near.push_back(at);
                     }
@@ -266,12 +266,12 @@ class World {
                 break;
             }
             case 3:
-                for (const auto& [at, length] : device().snapshot().guest_blocks) {
+                for (const auto& [at, length] : device().books().guest_blocks) {
                     near.push_back(at);
                 }
                 break;
             case 4: {
-                const auto s = device().snapshot();
+                const auto s = device().books();
                 for (const auto& slab : s.slabs) {
                     near.push_back(slab.offset);
                 }
@@ -360,7 +360,7 @@ class World {
         if (!file) {
             return;
         }
-        const auto f = file->snapshot();
+        const auto f = file->books();
         const auto& ranges = shared ? f.claims : f.blocks;
         if (ranges.empty()) {
             return;
@@ -402,7 +402,7 @@ class World {
         const uint8_t kind = in.u8() % 4;
         const uint8_t index = in.u8();
         const uint32_t raw = in.u32();
-        const auto s = device().snapshot();
+        const auto s = device().books();
         if (kind == 1 && !s.handles.empty()) {
             return s.handles[index % s.handles.size()].handle;
         }
@@ -442,7 +442,7 @@ class World {
         using gf::device::Command;
         const uint8_t kind = in.u8() % 7;
         const size_t s = in.u8() % kSlots;
-        const auto f = files_[s] ? files_[s]->snapshot() : gf::driver::FileSnapshot{};
+        const auto f = files_[s] ? files_[s]->books() : gf::driver::FileBooks{};
         switch (kind) {
             case 0:  // DESTROY_HANDLE of a file's handle (or of whatever HANDLE holds)
                 if (files_[s]) {
@@ -468,8 +468,8 @@ class World {
             case 4: {  // TELL_PING_INFO_ADDR: a file's handle pointed at another page
                 const size_t other = in.u8() % kSlots;
                 const uint64_t fallback = kRamBase + uint64_t{in.u16()} * 16;
-                const uint64_t page = files_[other] && files_[other]->snapshot().ping_page_phys
-                                          ? *files_[other]->snapshot().ping_page_phys
+                const uint64_t page = files_[other] && files_[other]->books().ping_page_phys
+                                          ? *files_[other]->books().ping_page_phys
                                           : fallback;
                 device().write32(Reg::HANDLE, f.handle);
                 write64(Reg::PING_INFO_ADDR_LOW, page);
@@ -502,7 +502,7 @@ class World {
             case gf::device::kDeviceFaultCount: {  // a file's ping page becomes unreadable
                 const size_t s = in.u8() % kSlots;
                 if (files_[s]) {
-                    if (auto page = files_[s]->snapshot().ping_page_phys) {
+                    if (auto page = files_[s]->books().ping_page_phys) {
                         device().refuse_guest_memory(*page, kPage);
                     }
                 }
@@ -522,7 +522,7 @@ class World {
     void rebind() {
         driver_->remove();
         for (auto& file : files_) {
-            if (file && file->snapshot().live) {
+            if (file && file->books().live) {
                 report("after unbind", {"a file is still live after unbind"});
             }
             file.reset();

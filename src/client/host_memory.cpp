@@ -57,8 +57,8 @@ Result<void> HostAllocation::free() {
 
 Result<HostMemoryAllocator> HostMemoryAllocator::open(const std::string& path, bool shared_slots) {
     Session session = GF_TRY(Session::open(path));
-    GF_TRY(session.create_context(shared_slots ? ContextType::kSharedSlotsHostMemoryAllocator
-                                               : ContextType::kHostMemoryAllocator));
+    GF_TRY(session.create_context(shared_slots ? hw::ContextType::SharedSlotsHostMemoryAllocator
+                                               : hw::ContextType::HostMemoryAllocator));
     return HostMemoryAllocator(std::move(session), shared_slots);
 }
 

@@ -68,7 +68,7 @@ Result<void> Session::unclaim_shared(uint64_t offset) const {
     return call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
 }
 
-Result<void> Session::create_context(ContextType type) const {
+Result<void> Session::create_context(hw::ContextType type) const {
     Ping reply = GF_TRY(ping(static_cast<uint64_t>(type)));
     if (reply.metadata == kHostFailure) {
         return fail(EPROTO);

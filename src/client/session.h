@@ -9,20 +9,13 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "hw/context_types.h"
 
 namespace gf::client {
 
 inline constexpr const char* kDefaultNodePath = "/dev/" GOLDFISH_ADDRESS_SPACE_DEVICE_NAME;
 
 using Ping = goldfish_address_space_ping;
-
-// Context (subdevice) types a create ping can ask for.
-enum class ContextType : uint64_t {
-    kGraphics = 0,
-    kMedia = 1,
-    kHostMemoryAllocator = 5,
-    kSharedSlotsHostMemoryAllocator = 6,
-};
 
 class Block;
 class SharedClaim;
@@ -52,7 +45,7 @@ class Session {
     // A ping with only metadata and version set (the form real clients send).
     Result<Ping> ping(uint64_t metadata, uint64_t offset = 0, uint64_t size = 0) const;
     // The create ping: EPROTO if the host refused the type (metadata ~0).
-    Result<void> create_context(ContextType type) const;
+    Result<void> create_context(hw::ContextType type) const;
 
     // RAII forms: the Block / SharedClaim undoes itself when destroyed.
     // They refer to this session, which must outlive them.

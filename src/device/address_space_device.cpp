@@ -5,32 +5,20 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <iterator>
+#include <chrono>
 #include <utility>
 
 #include "base/checked.h"
+#include "device/ping_dispatch.h"
 #include "device/ping_info.h"
 
 namespace gf::device {
 namespace {
 
 constexpr uint64_t kMax32BitBar = 2ull << 30;
-constexpr uint32_t kMaxGuestPageSize = 64 * 1024;
 // What kStatusAboveIntMax reports: ENOMEM with the top bit set, negative as an int.
 constexpr uint32_t kStatusAboveIntMax = 0x8000'0000u | ENOMEM;
 
-uint32_t low32(uint64_t v) {
-    return static_cast<uint32_t>(v);
-}
-uint32_t high32(uint64_t v) {
-    return static_cast<uint32_t>(v >> 32);
-}
-void set_low32(uint64_t& reg, uint32_t v) {
-    reg = (reg & 0xFFFFFFFF00000000ull) | v;
-}
-void set_high32(uint64_t& reg, uint32_t v) {
-    reg = (reg & 0xFFFFFFFFull) | (static_cast<uint64_t>(v) << 32);
-}
 uint32_t status_of(Error error) {
     return static_cast<uint32_t>(error.value());
 }
@@ -56,123 +44,83 @@ Result<std::unique_ptr<AddressSpaceDevice>> AddressSpaceDevice::create(const Dev
     if (!config.bar1_64bit && (config.bar1_size > kMax32BitBar || *bar1_end > (1ull << 32))) {
         return fail(EINVAL);
     }
-    Bar1Memory bar1 = GF_TRY(Bar1Memory::create(config.bar1_size));
+    std::unique_ptr<Bar1Memory> bar1 = GF_TRY(Bar1Memory::create(config.bar1_size));
     return std::unique_ptr<AddressSpaceDevice>(
         new AddressSpaceDevice(config, guest_memory, std::move(bar1)));
 }
 
 AddressSpaceDevice::AddressSpaceDevice(const DeviceConfig& config, GuestMemory& guest_memory,
-                                       Bar1Memory bar1)
+                                       std::unique_ptr<Bar1Memory> bar1)
     : config_(config),
       guest_memory_(guest_memory),
       bar1_(std::move(bar1)),
+      regs_(config.host_page_size),
       phys_start_hint_(config.bar1_default_phys_start),
-      area_(config.bar1_size) {
-    MutexLock lock(mutex_);
-    regs_.guest_page_size = config_.host_page_size;
-}
+      books_(*bar1_, config.host_page_size) {}
 
 AddressSpaceDevice::~AddressSpaceDevice() {
-    MutexLock lock(mutex_);
-    // Contexts release into the allocator, pool and mapping table: end them while those live.
-    handles_.clear();
+    EndedContexts ended;
+    {
+        MutexLock lock(device_mutex_);
+        // Contexts release into the allocator, pool and mapping table: end them while those live.
+        for (HandleEntry& entry : handles_.remove_all()) {
+            end_context_locked(std::move(entry.context));
+        }
+        ended = std::exchange(ended_, {});
+        for (auto& straggler : stragglers_) {
+            ended.push_back(std::move(straggler));
+        }
+        stragglers_.clear();
+    }
+    // Nothing may outlive the device: wait as long as it takes (each context lost BAR1 access
+    // when it ended, so waiting is all that is left).
+    for (auto& context : ended) {
+        while (!context->wait_stopped(std::chrono::steady_clock::now() +
+                                      config_.context_stop_timeout)) {
+        }
+    }
 }
 
 uint32_t AddressSpaceDevice::mmio_read(uint64_t offset, unsigned access_size) {
     if (access_size != 4) {
         return 0;
     }
-    MutexLock lock(mutex_);
-    return read_register_locked(offset);
+    MutexLock lock(device_mutex_);
+    return regs_.read(offset);
 }
 
 void AddressSpaceDevice::mmio_write(uint64_t offset, uint32_t value, unsigned access_size) {
     if (access_size != 4) {
         return;
     }
-    MutexLock lock(mutex_);
-    write_register_locked(offset, value);
-}
-
-uint32_t AddressSpaceDevice::read_register_locked(uint64_t offset) const {
-    switch (offset) {
-        case static_cast<uint64_t>(Reg::STATUS):
-            return regs_.status;
-        case static_cast<uint64_t>(Reg::GUEST_PAGE_SIZE):
-            return regs_.guest_page_size;
-        case static_cast<uint64_t>(Reg::BLOCK_SIZE_LOW):
-            return low32(regs_.block_size);
-        case static_cast<uint64_t>(Reg::BLOCK_SIZE_HIGH):
-            return high32(regs_.block_size);
-        case static_cast<uint64_t>(Reg::BLOCK_OFFSET_LOW):
-            return low32(regs_.block_offset);
-        case static_cast<uint64_t>(Reg::BLOCK_OFFSET_HIGH):
-            return high32(regs_.block_offset);
-        case static_cast<uint64_t>(Reg::PING_INFO_ADDR_LOW):
-            return low32(regs_.ping_info_addr);
-        case static_cast<uint64_t>(Reg::PING_INFO_ADDR_HIGH):
-            return high32(regs_.ping_info_addr);
-        case static_cast<uint64_t>(Reg::HANDLE):
-            return regs_.handle;
-        case static_cast<uint64_t>(Reg::PHYS_START_LOW):
-            return low32(regs_.phys_start);
-        case static_cast<uint64_t>(Reg::PHYS_START_HIGH):
-            return high32(regs_.phys_start);
-        default:
-            // COMMAND, PING and PING_WITH_DATA are write-only; unknown offsets read 0.
-            return 0;
+    EndedContexts ended;
+    {
+        MutexLock lock(device_mutex_);
+        write_register_locked(offset, value);
+        ended = std::exchange(ended_, {});
+    }
+    if (!ended.empty()) [[unlikely]] {
+        finish_ended(std::move(ended));
     }
 }
 
 void AddressSpaceDevice::write_register_locked(uint64_t offset, uint32_t value) {
-    switch (offset) {
-        case static_cast<uint64_t>(Reg::COMMAND):
-            regs_.status = run_command_locked(value);
+    const RegisterFile::Write write = regs_.write(offset, value);
+    switch (write.kind) {
+        case RegisterFile::Write::Kind::kStored:
             break;
-        case static_cast<uint64_t>(Reg::GUEST_PAGE_SIZE):
-            // Blocks must stay whole host pages: keep max(written, host page); ignore nonsense.
-            if (std::has_single_bit(value) && value <= kMaxGuestPageSize) {
-                regs_.guest_page_size = std::max(value, config_.host_page_size);
-            }
+        case RegisterFile::Write::Kind::kCommand:
+            regs_.status = run_command_locked(write.value);
             break;
-        case static_cast<uint64_t>(Reg::BLOCK_SIZE_LOW):
-            set_low32(regs_.block_size, value);
-            break;
-        case static_cast<uint64_t>(Reg::BLOCK_SIZE_HIGH):
-            set_high32(regs_.block_size, value);
-            break;
-        case static_cast<uint64_t>(Reg::BLOCK_OFFSET_LOW):
-            set_low32(regs_.block_offset, value);
-            break;
-        case static_cast<uint64_t>(Reg::BLOCK_OFFSET_HIGH):
-            set_high32(regs_.block_offset, value);
-            break;
-        case static_cast<uint64_t>(Reg::PING):
-        case static_cast<uint64_t>(Reg::PING_WITH_DATA):
-            // PING_WITH_DATA is a plain PING of the 40-byte header; the payload is ignored.
+        case RegisterFile::Write::Kind::kPing: {
             // STATUS stays untouched: drivers ping without the register lock, so writing it
             // here could clobber another thread's command result before it is read.
-            if (ping_locked(value) != 0) {
+            FaultyGuestMemory guest(guest_memory_, faults_);
+            if (dispatch_ping(write.value, handles_, guest, *this) != 0) {
                 ++refused_pings_;
             }
             break;
-        case static_cast<uint64_t>(Reg::PING_INFO_ADDR_LOW):
-            set_low32(regs_.ping_info_addr, value);
-            break;
-        case static_cast<uint64_t>(Reg::PING_INFO_ADDR_HIGH):
-            set_high32(regs_.ping_info_addr, value);
-            break;
-        case static_cast<uint64_t>(Reg::HANDLE):
-            regs_.handle = value;
-            break;
-        case static_cast<uint64_t>(Reg::PHYS_START_LOW):
-            set_low32(regs_.phys_start, value);
-            break;
-        case static_cast<uint64_t>(Reg::PHYS_START_HIGH):
-            set_high32(regs_.phys_start, value);
-            break;
-        default:
-            break;  // STATUS is read-only; unknown offsets are ignored
+        }
     }
 }
 
@@ -193,13 +141,13 @@ uint32_t AddressSpaceDevice::run_command_locked(uint32_t command) {
 }
 
 uint32_t AddressSpaceDevice::allocate_block_locked() {
-    if (fault_fires_locked(DeviceFault::kStatusAboveIntMax)) {
+    if (faults_.fires(DeviceFault::kStatusAboveIntMax)) {
         return kStatusAboveIntMax;
     }
     if (regs_.block_size == 0) {
         return EINVAL;  // registers untouched, as in the emulator
     }
-    if (fault_fires_locked(DeviceFault::kBlockAllocation)) {
+    if (faults_.fires(DeviceFault::kBlockAllocation)) {
         regs_.block_offset = kAllOnes;
         return ENOMEM;
     }
@@ -210,43 +158,39 @@ uint32_t AddressSpaceDevice::allocate_block_locked() {
         return ENOMEM;
     }
     regs_.block_size = *aligned;
-    auto offset = area_.allocate(*aligned);
+    auto offset = books_.allocate_guest_block(*aligned);
     if (!offset) {
         regs_.block_offset = kAllOnes;
         return ENOMEM;
     }
-    guest_blocks_.emplace(*offset, *aligned);
-    guest_block_bytes_ += *aligned;
     regs_.block_offset = *offset;
     return 0;
 }
 
 uint32_t AddressSpaceDevice::deallocate_block_locked() {
-    if (fault_fires_locked(DeviceFault::kStatusAboveIntMax)) {
+    if (faults_.fires(DeviceFault::kStatusAboveIntMax)) {
         return kStatusAboveIntMax;
     }
     const uint64_t offset = regs_.block_offset;
     // Only guest blocks: a host region's offset (or a stale one) must not free host memory.
-    auto block = guest_blocks_.find(offset);
-    if (block == guest_blocks_.end()) {
+    const std::optional<uint64_t> size = books_.guest_block_at(offset);
+    if (!size) {
         return EINVAL;
     }
-    const uint64_t size = block->second;
     // The emulator's deallocation callbacks: type-5 mappings inside the block go with it.
-    for (const auto& mapping : mappings_.starting_within(offset, size)) {
+    for (const auto& mapping : bar1_->mappings_starting_within(offset, *size)) {
         if (HandleEntry* entry = handles_.find(mapping.owner); entry && entry->context) {
+            assume_device_lock_held(*entry->context, *this);
             entry->context->on_block_deallocated_locked(mapping.offset);
         }
         (void)remove_memory_mapping_locked(mapping.offset, mapping.size);
     }
-    (void)area_.free(offset);  // cannot fail: guest_blocks_ mirrors the allocator
-    guest_blocks_.erase(block);
-    guest_block_bytes_ -= size;
+    books_.free_guest_block(offset);
     return 0;
 }
 
 uint32_t AddressSpaceDevice::gen_handle_locked() {
-    if (fault_fires_locked(DeviceFault::kGenHandle)) {
+    if (faults_.fires(DeviceFault::kGenHandle)) {
         regs_.handle = kInvalidHandle;
         return ENOSPC;
     }
@@ -256,7 +200,13 @@ uint32_t AddressSpaceDevice::gen_handle_locked() {
 }
 
 uint32_t AddressSpaceDevice::destroy_handle_locked() {
-    return handles_.destroy(regs_.handle) ? 0 : EINVAL;
+    std::optional<HandleEntry> entry = handles_.remove(regs_.handle);
+    if (!entry) {
+        return EINVAL;
+    }
+    // The context ends after the table no longer lists the handle.
+    end_context_locked(std::move(entry->context));
+    return 0;
 }
 
 uint32_t AddressSpaceDevice::tell_ping_info_addr_locked() {
@@ -267,278 +217,157 @@ uint32_t AddressSpaceDevice::tell_ping_info_addr_locked() {
         regs_.ping_info_addr = kAllOnes;
         return EINVAL;
     }
-    // Refuse a ping page that is not guest RAM now; ping_locked checks again every time.
+    // Refuse a ping page that is not guest RAM now; the ping checks again every time.
     PingInfo::Bytes probe;
-    if (auto read = read_guest_locked(regs_.ping_info_addr, probe); !read) {
+    FaultyGuestMemory guest(guest_memory_, faults_);
+    if (auto read = guest.read(regs_.ping_info_addr, probe); !read) {
         regs_.ping_info_addr = kAllOnes;
         return status_of(read.error());
     }
     entry->ping_info_gpa = regs_.ping_info_addr;
-    if (fault_fires_locked(DeviceFault::kPingInfoReadBack)) {
+    if (faults_.fires(DeviceFault::kPingInfoReadBack)) {
         regs_.ping_info_addr ^= 0x1000;  // a host that took the page but reports another
     }
     return 0;
 }
 
-uint32_t AddressSpaceDevice::ping_locked(uint32_t handle) {
-    HandleEntry* entry = handles_.find(handle);
-    if (entry == nullptr || !entry->ping_info_gpa) {
-        return EINVAL;  // unknown handle, or no TELL_PING_INFO_ADDR yet
+void AddressSpaceDevice::end_context_locked(std::unique_ptr<Context> context) {
+    if (!context) {
+        return;  // a handle that was never pinged
     }
-    const uint64_t gpa = *entry->ping_info_gpa;
-    // Copy the struct in and out: the guest may change its page while the context runs.
-    PingInfo::Bytes bytes;
-    if (auto read = read_guest_locked(gpa, bytes); !read) {
-        return status_of(read.error());
-    }
-    PingInfo info = PingInfo::decode(bytes);
-    if (entry->context) {
-        entry->context->perform_locked(info);
-    } else {
-        // The create ping: metadata is the type. phys_addr may be garbage (set_subdevice_type
-        // leaves it uninitialised), so no context trusts it.
-        auto context = create_context(info.metadata, ContextParams{handle, *this});
-        if (context) {
-            entry->context = std::move(*context);
+    assume_device_lock_held(*context, *this);
+    context->stop_locked();
+    context->release_locked();
+    ended_.push_back(std::move(context));
+}
+
+void AddressSpaceDevice::finish_ended(EndedContexts ended) {
+    const auto deadline = std::chrono::steady_clock::now() + config_.context_stop_timeout;
+    EndedContexts late;
+    for (auto& context : ended) {
+        if (!context->wait_stopped(deadline)) {
+            late.push_back(std::move(context));
         }
-        info.metadata = context ? kPingOk : kAllOnes;
     }
-    if (auto write = write_guest_locked(gpa, info.encode()); !write) {
-        return status_of(write.error());
+    ended.clear();  // destroys the stopped ones, without the lock
+    if (!late.empty()) {
+        MutexLock lock(device_mutex_);
+        for (auto& context : late) {
+            stragglers_.push_back(std::move(context));
+        }
     }
-    return 0;
 }
 
 void AddressSpaceDevice::set_bar1_phys_start_hint(uint64_t gpa) {
-    MutexLock lock(mutex_);
+    MutexLock lock(device_mutex_);
     phys_start_hint_ = gpa;
 }
 
 void AddressSpaceDevice::reset() {
-    MutexLock lock(mutex_);
-    reset_locked();
+    EndedContexts ended;
+    {
+        MutexLock lock(device_mutex_);
+        reset_locked();
+        ended = std::exchange(ended_, {});
+        // Another chance for the threads that overran their bound before.
+        for (auto& straggler : std::exchange(stragglers_, {})) {
+            ended.push_back(std::move(straggler));
+        }
+    }
+    finish_ended(std::move(ended));
 }
 
 void AddressSpaceDevice::reset_locked() {
-    handles_.clear();  // first: contexts give their memory back
+    // First: contexts give their memory back.
+    for (HandleEntry& entry : handles_.remove_all()) {
+        end_context_locked(std::move(entry.context));
+    }
     shared_slots_.clear();
-    mappings_.clear();
-    guest_blocks_.clear();
-    guest_block_bytes_ = 0;
-    host_regions_.clear();
-    host_region_bytes_ = 0;
-    area_.reset();
-    (void)bar1_.release(0, bar1_.size());
-    regs_ = Registers{};
+    books_.clear();
+    regs_.reset();
     refused_pings_ = 0;
-    faults_ = {};
-    any_fault_armed_ = false;
-    refused_guest_range_.reset();
-    faults_fired_ = 0;
-    regs_.guest_page_size = config_.host_page_size;
+    faults_ = FaultInjector{};
     // phys_start_hint_ stays: it is where the VMM put BAR1, not guest-visible state.
 }
 
 DeviceStats AddressSpaceDevice::stats() const {
-    MutexLock lock(mutex_);
+    MutexLock lock(device_mutex_);
     DeviceStats stats;
     stats.handles = handles_.size();
-    handles_.for_each([&](uint32_t, const HandleEntry& entry) {
+    for (const auto& [handle, entry] : handles_.entries()) {
         if (entry.context) {
             ++stats.contexts_by_type[static_cast<uint32_t>(entry.context->type())];
         }
-    });
-    stats.guest_blocks = guest_blocks_.size();
-    stats.guest_block_bytes = guest_block_bytes_;
-    stats.host_regions = host_regions_.size();
-    stats.host_region_bytes = host_region_bytes_;
-    stats.area_free_bytes = area_.free_bytes();
-    stats.memory_mappings = mappings_.count();
-    stats.backed_bytes = mappings_.backed_bytes();
+    }
+    stats.guest_blocks = books_.guest_blocks().size();
+    stats.guest_block_bytes = books_.guest_block_bytes();
+    stats.host_regions = books_.host_regions().size();
+    stats.host_region_bytes = books_.host_region_bytes();
+    stats.area_free_bytes = books_.area().free_bytes();
+    stats.memory_mappings = bar1_->mapping_count();
+    stats.backed_bytes = bar1_->backed_bytes();
     stats.shared_slot_slabs = shared_slots_.slab_count();
     stats.refused_pings = refused_pings_;
-    stats.faults_fired = faults_fired_;
+    stats.faults_fired = faults_.fired();
     return stats;
 }
 
-DeviceSnapshot AddressSpaceDevice::snapshot() const {
-    MutexLock lock(mutex_);
-    DeviceSnapshot snapshot;
-    snapshot.bar1_size = config_.bar1_size;
-    snapshot.phys_start = phys_start_locked();
-    snapshot.area = area_.ranges();
-    snapshot.guest_blocks = guest_blocks_;
-    snapshot.host_regions = host_regions_;
-    snapshot.mappings = mappings_.starting_within(0, UINT64_MAX);
-    handles_.for_each([&](uint32_t handle, const HandleEntry& entry) {
-        DeviceSnapshot::Handle view;
+DeviceBooks AddressSpaceDevice::books() const {
+    MutexLock lock(device_mutex_);
+    DeviceBooks books;
+    books.bar1_size = config_.bar1_size;
+    books.phys_start = phys_start_locked();
+    books.area = books_.area().ranges();
+    books.guest_blocks = books_.guest_blocks();
+    books.host_regions = books_.host_regions();
+    books.mappings = bar1_->mappings_starting_within(0, UINT64_MAX);
+    for (const auto& [handle, entry] : handles_.entries()) {
+        DeviceBooks::Handle view;
         view.handle = handle;
         view.ping_info_gpa = entry.ping_info_gpa;
         if (entry.context) {
+            assume_device_lock_held(*entry.context, *this);
             view.context = entry.context->type();
             view.allocations = entry.context->allocations_locked();
         }
-        snapshot.handles.push_back(std::move(view));
-    });
-    std::ranges::sort(snapshot.handles, {}, &DeviceSnapshot::Handle::handle);
-    for (auto& slab : shared_slots_.slabs()) {
-        snapshot.slabs.push_back(
-            DeviceSnapshot::Slab{slab.offset, slab.size, std::move(slab.free_pieces)});
+        books.handles.push_back(std::move(view));
     }
-    return snapshot;
+    std::ranges::sort(books.handles, {}, &DeviceBooks::Handle::handle);
+    for (auto& slab : shared_slots_.slabs()) {
+        books.slabs.push_back(
+            DeviceBooks::Slab{slab.offset, slab.size, std::move(slab.free_pieces)});
+    }
+    return books;
 }
 
 void AddressSpaceDevice::inject(DeviceFault fault, FaultSchedule schedule) {
-    MutexLock lock(mutex_);
-    if (schedule.every == 0) {
-        schedule.every = 1;
-    }
-    faults_[static_cast<size_t>(fault)] = ArmedFault{schedule, 0, 0, true};
-    any_fault_armed_ = true;
+    MutexLock lock(device_mutex_);
+    faults_.arm(fault, schedule);
 }
 
 void AddressSpaceDevice::refuse_guest_memory(uint64_t gpa, uint64_t size) {
-    MutexLock lock(mutex_);
-    refused_guest_range_ = std::pair{gpa, size};
+    MutexLock lock(device_mutex_);
+    faults_.refuse_guest_memory(gpa, size);
 }
 
 void AddressSpaceDevice::clear_faults() {
-    MutexLock lock(mutex_);
-    faults_ = {};
-    any_fault_armed_ = false;
-    refused_guest_range_.reset();
+    MutexLock lock(device_mutex_);
+    faults_.disarm();
 }
 
 bool AddressSpaceDevice::ping_page_reachable(uint64_t gpa) {
-    MutexLock lock(mutex_);
-    if (refused_locked(gpa, PingInfo::kSize)) {
+    MutexLock lock(device_mutex_);
+    if (faults_.refuses(gpa, PingInfo::kSize)) {
         return false;
     }
     PingInfo::Bytes probe;
     return guest_memory_.read(gpa, probe).has_value();
 }
 
-bool AddressSpaceDevice::fault_fires_locked(DeviceFault fault) {
-    if (!any_fault_armed_) [[likely]] {
-        return false;
-    }
-    ArmedFault& armed = faults_[static_cast<size_t>(fault)];
-    if (!armed.armed) {
-        return false;
-    }
-    const uint64_t seen = armed.seen++;
-    const FaultSchedule& schedule = armed.schedule;
-    if (seen < schedule.skip || (seen - schedule.skip) % schedule.every != 0) {
-        return false;
-    }
-    ++armed.fired;
-    ++faults_fired_;
-    if (schedule.times != 0 && armed.fired >= schedule.times) {
-        armed.armed = false;
-    }
-    return true;
-}
-
-bool AddressSpaceDevice::refused_locked(uint64_t gpa, uint64_t size) const {
-    if (!refused_guest_range_) {
-        return false;
-    }
-    const auto [start, length] = *refused_guest_range_;
-    // Overlap of [gpa, gpa + size) and [start, start + length), without wrapping sums.
-    const bool before = gpa < start && start - gpa >= size;
-    const bool after = gpa >= start && gpa - start >= length;
-    return size != 0 && length != 0 && !before && !after;
-}
-
-Result<void> AddressSpaceDevice::read_guest_locked(uint64_t gpa, std::span<std::byte> out) {
-    if (refused_locked(gpa, out.size())) {
-        ++faults_fired_;
-        return fail(EFAULT);
-    }
-    return guest_memory_.read(gpa, out);
-}
-
-Result<void> AddressSpaceDevice::write_guest_locked(uint64_t gpa, std::span<const std::byte> in) {
-    if (refused_locked(gpa, in.size())) {
-        ++faults_fired_;
-        return fail(EFAULT);
-    }
-    return guest_memory_.write(gpa, in);
-}
-
 Result<std::span<std::byte>> AddressSpaceDevice::host_memory(uint64_t gpa, uint64_t size) const {
-    MutexLock lock(mutex_);
+    MutexLock lock(device_mutex_);
     const uint64_t offset = GF_TRY(bar1_offset_locked(gpa, size));
-    if (!mappings_.covers(offset, size)) {
-        return fail(EFAULT);
-    }
-    return bar1_.view(offset, size);
-}
-
-uint64_t AddressSpaceDevice::phys_start_locked() const {
-    return regs_.phys_start != 0 ? regs_.phys_start : phys_start_hint_;
-}
-
-std::optional<GuestBlock> AddressSpaceDevice::guest_block_containing_locked(uint64_t offset) const {
-    auto after = guest_blocks_.upper_bound(offset);
-    if (after == guest_blocks_.begin()) {
-        return std::nullopt;
-    }
-    auto block = std::prev(after);
-    if (offset - block->first >= block->second) {
-        return std::nullopt;
-    }
-    return GuestBlock{block->first, block->second};
-}
-
-Result<uint64_t> AddressSpaceDevice::alloc_shared_host_region_locked(uint64_t size) {
-    if (size == 0 || size % config_.host_page_size != 0) {
-        return fail(EINVAL);
-    }
-    if (fault_fires_locked(DeviceFault::kHostMemory)) {
-        return fail(ENOMEM);
-    }
-    const uint64_t offset = GF_TRY(area_.allocate(size));
-    host_regions_.emplace(offset, size);
-    host_region_bytes_ += size;
-    return offset;
-}
-
-Result<void> AddressSpaceDevice::free_shared_host_region_locked(uint64_t offset) {
-    auto region = host_regions_.find(offset);
-    if (region == host_regions_.end()) {
-        return fail(EINVAL);
-    }
-    (void)area_.free(offset);  // cannot fail: host_regions_ mirrors the allocator
-    host_region_bytes_ -= region->second;
-    host_regions_.erase(region);
-    return {};
-}
-
-Result<void> AddressSpaceDevice::add_memory_mapping_locked(uint64_t offset, uint64_t size,
-                                                           uint32_t owner) {
-    if (!range_within(offset, size, config_.bar1_size) || offset % config_.host_page_size != 0 ||
-        size % config_.host_page_size != 0) {
-        return fail(EINVAL);
-    }
-    if (fault_fires_locked(DeviceFault::kHostMemory)) {
-        return fail(ENOMEM);
-    }
-    return mappings_.add(offset, size, owner);
-}
-
-Result<void> AddressSpaceDevice::remove_memory_mapping_locked(uint64_t offset, uint64_t size) {
-    GF_TRY(mappings_.remove(offset, size));
-    // The pages go back to the kernel and read as zero for whoever backs them next.
-    return bar1_.release(offset, size);
-}
-
-void AddressSpaceDevice::scrub_locked(uint64_t offset, uint64_t size) {
-    (void)bar1_.release(offset, size);
-}
-
-SharedSlotsPool& AddressSpaceDevice::shared_slots_pool_locked() {
-    return shared_slots_;
+    return bar1_->backed_view(offset, size);
 }
 
 }  // namespace gf::device

@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "base/checked.h"
+#include "base/interval_map.h"
 
 namespace gf::device {
 
@@ -105,12 +106,8 @@ std::optional<AreaAllocator::Range> AreaAllocator::allocated_at(uint64_t offset)
 }
 
 std::optional<AreaAllocator::Range> AreaAllocator::range_containing(uint64_t offset) const {
-    auto after = ranges_.upper_bound(offset);
-    if (after == ranges_.begin()) {
-        return std::nullopt;
-    }
-    auto range = std::prev(after);
-    if (offset - range->first >= range->second.size) {
+    auto range = find_containing(ranges_, offset, [](const Piece& piece) { return piece.size; });
+    if (range == ranges_.end()) {
         return std::nullopt;
     }
     return Range{range->first, range->second.size, range->second.free};

@@ -10,7 +10,7 @@
 
 namespace gf::device {
 
-Result<Bar1Memory> Bar1Memory::create(uint64_t size) {
+Result<std::unique_ptr<Bar1Memory>> Bar1Memory::create(uint64_t size) {
     if (size == 0 || size > SIZE_MAX) {
         return fail(EINVAL);
     }
@@ -20,47 +20,71 @@ Result<Bar1Memory> Bar1Memory::create(uint64_t size) {
     if (base == MAP_FAILED) {
         return fail(ENOMEM);
     }
-    return Bar1Memory(static_cast<std::byte*>(base), size);
+    return std::unique_ptr<Bar1Memory>(new Bar1Memory(Mapping(base, size)));
 }
 
-Bar1Memory::~Bar1Memory() {
-    if (base_ != nullptr) {
-        munmap(base_, size_);
-    }
+Result<void> Bar1Memory::map(uint64_t offset, uint64_t size, uint32_t owner) {
+    WriterLock lock(layout_lock_);
+    return mappings_.add(offset, size, owner);
 }
 
-Bar1Memory::Bar1Memory(Bar1Memory&& other) noexcept
-    : base_(std::exchange(other.base_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-
-Bar1Memory& Bar1Memory::operator=(Bar1Memory&& other) noexcept {
-    if (this != &other) {
-        if (base_ != nullptr) {
-            munmap(base_, size_);
-        }
-        base_ = std::exchange(other.base_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-    }
-    return *this;
+Result<void> Bar1Memory::unmap(uint64_t offset, uint64_t size) {
+    WriterLock lock(layout_lock_);
+    GF_TRY(mappings_.remove(offset, size));
+    return release_pages(offset, size);
 }
 
-Result<std::span<std::byte>> Bar1Memory::view(uint64_t offset, uint64_t len) const {
-    if (!range_within(offset, len, size_)) {
+Result<void> Bar1Memory::scrub(uint64_t offset, uint64_t size) {
+    WriterLock lock(layout_lock_);
+    return release_pages(offset, size);
+}
+
+void Bar1Memory::clear() {
+    WriterLock lock(layout_lock_);
+    mappings_.clear();
+    (void)release_pages(0, size());
+}
+
+std::vector<MemoryMappingTable::Mapping> Bar1Memory::mappings_starting_within(uint64_t offset,
+                                                                              uint64_t size) const {
+    ReaderLock lock(layout_lock_);
+    return mappings_.starting_within(offset, size);
+}
+
+size_t Bar1Memory::mapping_count() const {
+    ReaderLock lock(layout_lock_);
+    return mappings_.count();
+}
+
+uint64_t Bar1Memory::backed_bytes() const {
+    ReaderLock lock(layout_lock_);
+    return mappings_.backed_bytes();
+}
+
+Result<std::span<std::byte>> Bar1Memory::backed_view(uint64_t offset, uint64_t size) const {
+    ReaderLock lock(layout_lock_);
+    return backed_view_locked(offset, size);
+}
+
+Result<std::span<std::byte>> Bar1Memory::backed_view_locked(uint64_t offset, uint64_t size) const {
+    // A mapping lies inside the window (add() refuses wrapping, the device checks bounds).
+    if (!mappings_.covers(offset, size) || !range_within(offset, size, window_.length())) {
         return fail(EFAULT);
     }
     // Sound: the range was just checked against the mapping's size.
-    return std::span<std::byte>(base_ + offset, len);
+    return std::span<std::byte>(window_.data() + offset, size);
 }
 
-Result<void> Bar1Memory::release(uint64_t offset, uint64_t len) {
+Result<void> Bar1Memory::release_pages(uint64_t offset, uint64_t size) {
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    if (!range_within(offset, len, size_) || offset % page != 0 || len % page != 0) {
+    if (!range_within(offset, size, window_.length()) || offset % page != 0 || size % page != 0) {
         return fail(EINVAL);
     }
-    if (len == 0) {
+    if (size == 0) {
         return {};
     }
     // On a private anonymous mapping MADV_DONTNEED frees the pages; they refault as zeros.
-    if (madvise(base_ + offset, len, MADV_DONTNEED) != 0) {
+    if (madvise(window_.data() + offset, size, MADV_DONTNEED) != 0) {
         return fail(errno);
     }
     return {};

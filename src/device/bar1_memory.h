@@ -1,37 +1,78 @@
-// BAR1's host backing: one sparse reservation as large as the BAR. It is address space, not
-// RAM: a page costs memory only once touched, and released ranges go back to the kernel.
+// BAR1's host backing: one sparse reservation as large as the BAR, and its layout: which
+// ranges are backed by host memory, and for whom (the memory mapping table, spec/device.md
+// §5.4). It is address space, not RAM: a page costs memory only once touched, and released
+// ranges go back to the kernel.
+//
+// Locking: the layout has its own reader/writer lock, so that a context's own thread can
+// reach the memory (Bar1Access) without the device lock. The device changes the layout with
+// that lock held exclusively, always after its own lock (device lock, then layout lock); an
+// access holds it shared for no longer than the access. Nothing that holds the layout lock
+// ever waits for the device lock.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
+#include <vector>
 
+#include "base/mutex.h"
 #include "base/result.h"
+#include "base/unique_fd.h"
+#include "device/memory_mapping_table.h"
 
 namespace gf::device {
 
 class Bar1Memory {
   public:
-    // A zero-filled, lazily backed window of size bytes; ENOMEM if it cannot be reserved.
-    static Result<Bar1Memory> create(uint64_t size);
-    ~Bar1Memory();
-    Bar1Memory(Bar1Memory&& other) noexcept;
-    Bar1Memory& operator=(Bar1Memory&& other) noexcept;
+    // A zero-filled, lazily backed window of size bytes, nothing backed; ENOMEM if it cannot
+    // be reserved.
+    static Result<std::unique_ptr<Bar1Memory>> create(uint64_t size);
     Bar1Memory(const Bar1Memory&) = delete;
     Bar1Memory& operator=(const Bar1Memory&) = delete;
 
-    uint64_t size() const { return size_; }
-    // Host view of [offset, offset + len); EFAULT unless wholly inside the window.
-    Result<std::span<std::byte>> view(uint64_t offset, uint64_t len) const;
-    // Drops the pages of [offset, offset + len) (page aligned): they read as zero again and no
-    // longer count as resident. EINVAL if unaligned or outside the window.
-    Result<void> release(uint64_t offset, uint64_t len);
+    uint64_t size() const { return window_.length(); }
+    SharedMutex& layout_lock() const GF_RETURN_CAPABILITY(layout_lock_) { return layout_lock_; }
+
+    // Layout changes.
+    // Backs [offset, offset + size) on behalf of `owner`; EINVAL for size 0 or a wrapping
+    // range, EEXIST if any of it is backed already.
+    Result<void> map(uint64_t offset, uint64_t size, uint32_t owner) GF_EXCLUDES(layout_lock_);
+    // Unbacks the mapping added with exactly these bounds (else ENOENT); its pages go back to
+    // the kernel and read as zero for whoever is backed there next.
+    Result<void> unmap(uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
+    // Zeroes (and un-residents) page-aligned memory that changes hands; EINVAL if unaligned or
+    // outside the window.
+    Result<void> scrub(uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
+    // Unbacks everything and zeroes the whole window (device reset).
+    void clear() GF_EXCLUDES(layout_lock_);
+
+    // Layout queries.
+    std::vector<MemoryMappingTable::Mapping> mappings_starting_within(uint64_t offset,
+                                                                      uint64_t size) const
+        GF_EXCLUDES(layout_lock_);
+    size_t mapping_count() const GF_EXCLUDES(layout_lock_);
+    uint64_t backed_bytes() const GF_EXCLUDES(layout_lock_);
+
+    // Host view of [offset, offset + size); EFAULT unless one mapping covers all of it. The
+    // span stays valid until that mapping is removed.
+    Result<std::span<std::byte>> backed_view(uint64_t offset, uint64_t size) const
+        GF_EXCLUDES(layout_lock_);
+    // The same for a holder of the layout lock, whose view is valid while it holds it.
+    Result<std::span<std::byte>> backed_view_locked(uint64_t offset, uint64_t size) const
+        GF_REQUIRES_SHARED(layout_lock_);
 
   private:
-    Bar1Memory(std::byte* base, uint64_t size) : base_(base), size_(size) {}
+    explicit Bar1Memory(Mapping window) : window_(std::move(window)) {}
 
-    std::byte* base_ = nullptr;  // owned mapping of size_ bytes
-    uint64_t size_ = 0;
+    // Gives the pages of [offset, offset + size) back to the kernel.
+    Result<void> release_pages(uint64_t offset, uint64_t size) GF_REQUIRES(layout_lock_);
+
+    // The reservation itself never moves; only what is backed inside it changes.
+    const Mapping window_;
+    mutable SharedMutex layout_lock_;
+    MemoryMappingTable mappings_ GF_GUARDED_BY(layout_lock_);
 };
 
 }  // namespace gf::device

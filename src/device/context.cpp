@@ -1,13 +1,14 @@
 #include "device/context.h"
 
-#include <cerrno>
-
-#include "device/host_memory_allocator_context.h"
-#include "device/shared_slots_context.h"
+#include <cstdlib>
 
 namespace gf::device {
 
 Context::~Context() = default;
+
+Result<void> Context::start_locked() {
+    return {};
+}
 
 void Context::on_block_deallocated_locked(uint64_t) {}
 
@@ -15,28 +16,19 @@ std::map<uint64_t, uint64_t> Context::allocations_locked() const {
     return {};
 }
 
-namespace {
+void Context::stop_locked() {}
 
-struct ContextKind {
-    ContextType type;
-    Result<std::unique_ptr<Context>> (*create)(const ContextParams&);
-};
+void Context::release_locked() {}
 
-// The implemented types: data, not an if chain. Others fail creation with metadata ~0.
-constexpr ContextKind kContextKinds[] = {
-    {ContextType::HostMemoryAllocator, &HostMemoryAllocatorContext::create},
-    {ContextType::SharedSlotsHostMemoryAllocator, &SharedSlotsContext::create},
-};
+bool Context::wait_stopped(std::chrono::steady_clock::time_point) {
+    return true;
+}
 
-}  // namespace
-
-Result<std::unique_ptr<Context>> create_context(uint64_t type, const ContextParams& params) {
-    for (const ContextKind& kind : kContextKinds) {
-        if (static_cast<uint64_t>(kind.type) == type) {
-            return kind.create(params);
-        }
+void assume_device_lock_held(const Context& context, const DeviceServices& services) {
+    // Every context is made with its device's services (ContextParams), so this never fires.
+    if (&context.device_lock() != &services.device_lock()) {
+        std::abort();
     }
-    return fail(ENOTSUP);
 }
 
 }  // namespace gf::device

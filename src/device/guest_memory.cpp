@@ -21,20 +21,15 @@ Result<std::unique_ptr<RamGuestMemory>> RamGuestMemory::create(uint64_t base, ui
     if (host == MAP_FAILED) {
         return fail(ENOMEM);
     }
-    return std::unique_ptr<RamGuestMemory>(
-        new RamGuestMemory(base, size, static_cast<std::byte*>(host)));
-}
-
-RamGuestMemory::~RamGuestMemory() {
-    munmap(host_, size_);
+    return std::unique_ptr<RamGuestMemory>(new RamGuestMemory(base, Mapping(host, size)));
 }
 
 std::byte* RamGuestMemory::host_pointer(uint64_t gpa, uint64_t len) {
     // gpa >= base_ first, so gpa - base_ cannot wrap; range_within checks the end.
-    if (gpa < base_ || !range_within(gpa - base_, len, size_)) {
+    if (gpa < base_ || !range_within(gpa - base_, len, host_.length())) {
         return nullptr;
     }
-    return host_ + (gpa - base_);
+    return host_.data() + (gpa - base_);
 }
 
 Result<void> RamGuestMemory::read(uint64_t gpa, std::span<std::byte> out) {

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace gf::device {
 
@@ -26,7 +28,6 @@ class RamGuestMemory : public GuestMemory {
     // size bytes of zeroed RAM at guest-physical [base, base + size); EINVAL for size 0 or a
     // range that wraps, ENOMEM if the host mapping fails.
     static Result<std::unique_ptr<RamGuestMemory>> create(uint64_t base, uint64_t size);
-    ~RamGuestMemory() override;
     RamGuestMemory(const RamGuestMemory&) = delete;
     RamGuestMemory& operator=(const RamGuestMemory&) = delete;
 
@@ -34,17 +35,15 @@ class RamGuestMemory : public GuestMemory {
     Result<void> write(uint64_t gpa, std::span<const std::byte> in) override;
 
     uint64_t base() const { return base_; }
-    uint64_t size() const { return size_; }
+    uint64_t size() const { return host_.length(); }
     // Host view of [gpa, gpa + len), or nullptr if that is not wholly inside RAM.
     std::byte* host_pointer(uint64_t gpa, uint64_t len);
 
   private:
-    RamGuestMemory(uint64_t base, uint64_t size, std::byte* host)
-        : base_(base), size_(size), host_(host) {}
+    RamGuestMemory(uint64_t base, Mapping host) : base_(base), host_(std::move(host)) {}
 
     uint64_t base_;
-    uint64_t size_;
-    std::byte* host_;  // owned mapping of size_ bytes
+    Mapping host_;
 };
 
 }  // namespace gf::device

@@ -29,18 +29,22 @@ HandleEntry* HandleTable::find(uint32_t handle) {
     return it == entries_.end() ? nullptr : &it->second;
 }
 
-bool HandleTable::destroy(uint32_t handle) {
+std::optional<HandleEntry> HandleTable::remove(uint32_t handle) {
     auto node = entries_.extract(handle);
-    // The context dies here, after the table no longer lists the handle.
-    return !node.empty();
+    if (node.empty()) {
+        return std::nullopt;
+    }
+    return std::move(node.mapped());
 }
 
-void HandleTable::clear() {
-    // Destroy contexts one at a time, each after its entry left the table.
+std::vector<HandleEntry> HandleTable::remove_all() {
+    std::vector<HandleEntry> removed;
+    removed.reserve(entries_.size());
     while (!entries_.empty()) {
-        entries_.extract(entries_.begin());
+        removed.push_back(std::move(entries_.extract(entries_.begin()).mapped()));
     }
     next_ = 1;
+    return removed;
 }
 
 }  // namespace gf::device

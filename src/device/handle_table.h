@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "base/result.h"
 #include "device/context.h"
@@ -19,6 +20,8 @@ struct HandleEntry {
 
 class HandleTable {
   public:
+    using Entries = std::unordered_map<uint32_t, HandleEntry>;
+
     // `first` is the first handle tried; tests start near the wrap point.
     explicit HandleTable(uint32_t first = 1) : next_(valid(first) ? first : 1) {}
 
@@ -27,28 +30,25 @@ class HandleTable {
     Result<uint32_t> generate();
     // The live entry for handle, or nullptr.
     HandleEntry* find(uint32_t handle);
-    // Ends a handle, destroying its context; false if it was not live.
-    bool destroy(uint32_t handle);
+    // Ends a handle and hands over its entry, whose context the caller ends (context.h);
+    // nullopt if it was not live.
+    std::optional<HandleEntry> remove(uint32_t handle);
+    // Ends every handle and hands over the entries, in the order they left; the counter
+    // restarts at 1.
+    std::vector<HandleEntry> remove_all();
 
     // Moves the counter, as 2^32 GEN_HANDLEs would; for tests of the wrap.
     void restart_counter_at(uint32_t next) { next_ = valid(next) ? next : 1; }
 
     size_t size() const { return entries_.size(); }
-    // Destroys every context and forgets every handle; the counter restarts at 1.
-    void clear();
-
-    template <typename F>
-    void for_each(F&& f) const {
-        for (const auto& [handle, entry] : entries_) {
-            f(handle, entry);
-        }
-    }
+    // Every live handle, in no particular order.
+    const Entries& entries() const { return entries_; }
 
   private:
     static bool valid(uint32_t handle) { return handle != 0 && handle != 0xFFFFFFFF; }
 
     uint32_t next_;
-    std::unordered_map<uint32_t, HandleEntry> entries_;
+    Entries entries_;
 };
 
 }  // namespace gf::device

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "base/checked.h"
+#include "base/page.h"
 #include "device/registers.h"
 
 namespace gf::device {
@@ -11,10 +12,11 @@ Result<std::unique_ptr<Context>> HostMemoryAllocatorContext::create(const Contex
     return std::unique_ptr<Context>(new HostMemoryAllocatorContext(params.handle, params.services));
 }
 
-HostMemoryAllocatorContext::~HostMemoryAllocatorContext() {
+void HostMemoryAllocatorContext::release_locked() {
     for (const auto& [offset, size] : allocations_) {
         (void)services_.remove_memory_mapping_locked(offset, size);
     }
+    allocations_.clear();
 }
 
 void HostMemoryAllocatorContext::perform_locked(PingInfo& info) {
@@ -37,9 +39,8 @@ Result<void> HostMemoryAllocatorContext::allocate_locked(uint64_t gpa, uint64_t 
     if (size == 0) {
         return fail(EINVAL);
     }
-    // Round up with checked arithmetic: a size near 2^64 must fail, not wrap to 0.
-    const uint64_t padded = GF_TRY(checked_add(size, page - 1));
-    const uint64_t aligned = padded - padded % page;
+    // Checked: a size near 2^64 must fail, not wrap to 0.
+    const uint64_t aligned = GF_TRY(round_up_to_page(size, page));
     // The GPA comes from the guest: it must name a page-aligned range inside BAR1 ...
     const uint64_t offset = GF_TRY(services_.bar1_offset_locked(gpa, aligned));
     if (offset % page != 0) {

@@ -16,24 +16,25 @@ class HostMemoryAllocatorContext : public Context {
     enum Command : uint64_t { Allocate = 1, Unallocate = 2 };
 
     static Result<std::unique_ptr<Context>> create(const ContextParams& params);
-    // Unbacks everything this context still holds (fd close -> DESTROY_HANDLE).
-    ~HostMemoryAllocatorContext() override;
 
-    ContextType type() const override { return ContextType::HostMemoryAllocator; }
-    void perform_locked(PingInfo& info) override;
-    void on_block_deallocated_locked(uint64_t offset) override;
-    std::map<uint64_t, uint64_t> allocations_locked() const override { return allocations_; }
+    hw::ContextType type() const override { return hw::ContextType::HostMemoryAllocator; }
+    void perform_locked(PingInfo& info) override GF_REQUIRES(device_lock());
+    void on_block_deallocated_locked(uint64_t offset) override GF_REQUIRES(device_lock());
+    std::map<uint64_t, uint64_t> allocations_locked() const override GF_REQUIRES(device_lock()) {
+        return allocations_;
+    }
+    // Unbacks everything this context still holds (fd close -> DESTROY_HANDLE).
+    void release_locked() override GF_REQUIRES(device_lock());
 
   private:
     HostMemoryAllocatorContext(uint32_t handle, DeviceServices& services)
-        : handle_(handle), services_(services) {}
+        : Context(services), handle_(handle) {}
 
-    Result<void> allocate_locked(uint64_t gpa, uint64_t size);
-    Result<void> unallocate_locked(uint64_t gpa);
+    Result<void> allocate_locked(uint64_t gpa, uint64_t size) GF_REQUIRES(device_lock());
+    Result<void> unallocate_locked(uint64_t gpa) GF_REQUIRES(device_lock());
 
-    uint32_t handle_;
-    DeviceServices& services_;
-    std::map<uint64_t, uint64_t> allocations_;  // BAR1 offset -> backed size
+    const uint32_t handle_;
+    std::map<uint64_t, uint64_t> allocations_ GF_GUARDED_BY(device_lock());  // BAR1 offset -> size
 };
 
 }  // namespace gf::device

@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "base/checked.h"
+#include "base/interval_map.h"
 
 namespace gf::device {
 
@@ -39,12 +40,8 @@ Result<void> MemoryMappingTable::remove(uint64_t offset, uint64_t size) {
 }
 
 std::optional<MemoryMappingTable::Mapping> MemoryMappingTable::find(uint64_t offset) const {
-    auto after = by_offset_.upper_bound(offset);
-    if (after == by_offset_.begin()) {
-        return std::nullopt;
-    }
-    auto it = std::prev(after);
-    if (offset - it->first >= it->second.size) {
+    auto it = find_containing(by_offset_, offset, [](const Entry& entry) { return entry.size; });
+    if (it == by_offset_.end()) {
         return std::nullopt;
     }
     return Mapping{it->first, it->second.size, it->second.owner};

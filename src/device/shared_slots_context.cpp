@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "base/checked.h"
+#include "base/page.h"
 #include "device/registers.h"
 #include "device/shared_slots_pool.h"
 
@@ -12,11 +12,12 @@ Result<std::unique_ptr<Context>> SharedSlotsContext::create(const ContextParams&
     return std::unique_ptr<Context>(new SharedSlotsContext(params.services));
 }
 
-SharedSlotsContext::~SharedSlotsContext() {
+void SharedSlotsContext::release_locked() {
     SharedSlotsPool& pool = services_.shared_slots_pool_locked();
     for (const auto& [offset, size] : allocations_) {
         pool.free_locked(offset, size, services_);
     }
+    allocations_.clear();
     pool.collect_empty_slabs_locked(services_);
 }
 
@@ -44,8 +45,7 @@ Result<void> SharedSlotsContext::allocate_locked(PingInfo& info) {
         return fail(EINVAL);
     }
     // 64-bit and checked, unlike the emulator's 32-bit rounding.
-    const uint64_t padded = GF_TRY(checked_add(info.size, page - 1));
-    const uint64_t aligned = padded - padded % page;
+    const uint64_t aligned = GF_TRY(round_up_to_page(info.size, page));
     const uint64_t offset =
         GF_TRY(services_.shared_slots_pool_locked().allocate_locked(aligned, services_));
     allocations_.emplace(offset, aligned);

@@ -15,22 +15,25 @@ class SharedSlotsContext : public Context {
     enum Command : uint64_t { Allocate = 1, Unallocate = 2, CheckIfSharedSlotsSupported = 3 };
 
     static Result<std::unique_ptr<Context>> create(const ContextParams& params);
+
+    hw::ContextType type() const override {
+        return hw::ContextType::SharedSlotsHostMemoryAllocator;
+    }
+    void perform_locked(PingInfo& info) override GF_REQUIRES(device_lock());
+    std::map<uint64_t, uint64_t> allocations_locked() const override GF_REQUIRES(device_lock()) {
+        return allocations_;
+    }
     // Returns every piece to the pool (fd close -> DESTROY_HANDLE), then lets the pool drop
     // all but one empty slab.
-    ~SharedSlotsContext() override;
-
-    ContextType type() const override { return ContextType::SharedSlotsHostMemoryAllocator; }
-    void perform_locked(PingInfo& info) override;
-    std::map<uint64_t, uint64_t> allocations_locked() const override { return allocations_; }
+    void release_locked() override GF_REQUIRES(device_lock());
 
   private:
-    explicit SharedSlotsContext(DeviceServices& services) : services_(services) {}
+    explicit SharedSlotsContext(DeviceServices& services) : Context(services) {}
 
-    Result<void> allocate_locked(PingInfo& info);
-    Result<void> unallocate_locked(uint64_t gpa);
+    Result<void> allocate_locked(PingInfo& info) GF_REQUIRES(device_lock());
+    Result<void> unallocate_locked(uint64_t gpa) GF_REQUIRES(device_lock());
 
-    DeviceServices& services_;
-    std::map<uint64_t, uint64_t> allocations_;  // BAR1 offset -> piece size
+    std::map<uint64_t, uint64_t> allocations_ GF_GUARDED_BY(device_lock());  // offset -> size
 };
 
 }  // namespace gf::device

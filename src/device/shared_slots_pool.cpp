@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <iterator>
 
+#include "base/interval_map.h"
 #include "base/scope_guard.h"
 #include "device/memory_mapping_table.h"
 
@@ -61,7 +62,12 @@ Result<uint64_t> SharedSlotsPool::allocate_locked(uint64_t size, DeviceServices&
     }
     const uint64_t slab_size = std::max(size, kSlabSize);
     const uint64_t region = GF_TRY(services.alloc_shared_host_region_locked(slab_size));
-    ScopeGuard release_region([&] { (void)services.free_shared_host_region_locked(region); });
+    ScopeGuard release_region([&] {
+        // The guard fires within this function, which holds the lock; the analysis cannot
+        // see into the lambda.
+        services.device_lock().assert_held();
+        (void)services.free_shared_host_region_locked(region);
+    });
     GF_TRY(services.add_memory_mapping_locked(region, slab_size, MemoryMappingTable::kPoolOwner));
     release_region.dismiss();
 
@@ -75,11 +81,11 @@ Result<uint64_t> SharedSlotsPool::allocate_locked(uint64_t size, DeviceServices&
 }
 
 void SharedSlotsPool::free_locked(uint64_t offset, uint64_t size, DeviceServices& services) {
-    auto after = slabs_.upper_bound(offset);
-    if (after == slabs_.begin()) {
+    auto containing = find_containing(slabs_, offset, [](const Slab& slab) { return slab.size; });
+    if (containing == slabs_.end()) {
         return;  // not ours: contexts only free what allocate_locked gave them
     }
-    Slab& slab = std::prev(after)->second;
+    Slab& slab = containing->second;
     // Zero the piece before anyone else can be handed it.
     services.scrub_locked(offset, size);
     slab.give_back(offset, size);

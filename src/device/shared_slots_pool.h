@@ -1,5 +1,6 @@
 // The device-wide pool behind type-6 contexts (spec/device.md §8.2): 64 MiB slabs of BAR1,
 // each a host region backed by host memory, sub-allocated from their low end with best fit.
+// The device keeps it under its lock; the `_locked` methods require that lock.
 #pragma once
 
 #include <cstdint>
@@ -20,15 +21,17 @@ class SharedSlotsPool {
 
     // `size` bytes (a nonzero page multiple) from the first slab, in BAR1 order, that has
     // room; otherwise from a new slab of max(size, 64 MiB). Returns the BAR1 offset.
-    Result<uint64_t> allocate_locked(uint64_t size, DeviceServices& services);
+    Result<uint64_t> allocate_locked(uint64_t size, DeviceServices& services)
+        GF_REQUIRES(services.device_lock());
     // Gives back a piece handed out by allocate_locked (its pages are scrubbed).
-    void free_locked(uint64_t offset, uint64_t size, DeviceServices& services);
+    void free_locked(uint64_t offset, uint64_t size, DeviceServices& services)
+        GF_REQUIRES(services.device_lock());
     // Keeps the lowest empty slab and destroys every other empty one (the emulator's GC).
-    void collect_empty_slabs_locked(DeviceServices& services);
+    void collect_empty_slabs_locked(DeviceServices& services) GF_REQUIRES(services.device_lock());
     // Forgets every slab without releasing it: for device reset, which drops all regions.
     void clear() { slabs_.clear(); }
 
-    // A slab as seen from outside (snapshots): its BAR1 range and its free pieces.
+    // A slab as seen from outside (the device's books): its BAR1 range and its free pieces.
     struct SlabView {
         uint64_t offset = 0;
         uint64_t size = 0;

@@ -201,17 +201,17 @@ Result<void> File::unclaim_shared(uint64_t offset) {
     return {};
 }
 
-FileSnapshot File::snapshot() const {
+FileBooks File::books() const {
     MutexLock lock(mutex_);
-    FileSnapshot snapshot;
-    snapshot.live = live_;
-    snapshot.handle = handle_;
+    FileBooks books;
+    books.live = live_;
+    books.handle = handle_;
     if (ping_page_) {
-        snapshot.ping_page_phys = ping_page_->phys_addr();
+        books.ping_page_phys = ping_page_->phys_addr();
     }
-    snapshot.blocks = blocks_.ranges();
-    snapshot.claims = claims_.ranges();
-    return snapshot;
+    books.blocks = blocks_.ranges();
+    books.claims = claims_.ranges();
+    return books;
 }
 
 void File::release() {

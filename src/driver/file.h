@@ -24,7 +24,7 @@ namespace gf::driver {
 struct Runtime;
 
 // A copy of one file's bookkeeping (tests, fuzzing), taken under its lock.
-struct FileSnapshot {
+struct FileBooks {
     bool live = false;  // false after release() or revocation
     uint32_t handle = 0;
     std::optional<uint64_t> ping_page_phys;  // while live
@@ -69,7 +69,7 @@ class File {
     void release();
 
     uint32_t handle() const { return handle_; }
-    FileSnapshot snapshot() const GF_EXCLUDES(mutex_);
+    FileBooks books() const GF_EXCLUDES(mutex_);
 
   private:
     friend class Driver;

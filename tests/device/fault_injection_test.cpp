@@ -1,5 +1,5 @@
 // The device's fault injection (what each fault does at the registers, and that the books
-// stay as they were) and its snapshot, driven through the registers as a guest would.
+// stay as they were) and its books, driven through the registers as a guest would.
 #include <cerrno>
 
 #include <gtest/gtest.h>
@@ -53,7 +53,7 @@ TEST(DeviceFaultTest, PingInfoReadBackDiffersButThePageIsRecorded) {
     guest.write64(Reg::PING_INFO_ADDR_LOW, kRamBase);
     guest.write(Reg::COMMAND, static_cast<uint32_t>(Command::TELL_PING_INFO_ADDR));
     EXPECT_NE(guest.read64(Reg::PING_INFO_ADDR_LOW), kRamBase);
-    EXPECT_EQ(guest.device().snapshot().handles.at(0).ping_info_gpa, kRamBase);
+    EXPECT_EQ(guest.device().books().handles.at(0).ping_info_gpa, kRamBase);
 }
 
 TEST(DeviceFaultTest, HostMemoryFailsType5AllocateAndLeavesNoMapping) {
@@ -86,7 +86,7 @@ TEST(DeviceFaultTest, RefusedGuestMemoryRefusesTellAndPing) {
     EXPECT_EQ(guest.create(h, 6), kPingOk);
 }
 
-TEST(DeviceSnapshotTest, ShowsTheBooks) {
+TEST(DeviceBooksTest, ShowsTheBooks) {
     Guest guest;
     const auto h5 = guest.open();
     const auto h6 = guest.open();
@@ -97,7 +97,7 @@ TEST(DeviceSnapshotTest, ShowsTheBooks) {
     const PingInfo piece = guest.ping_command(h6, 1, 0, 4096);
     ASSERT_EQ(piece.metadata, kPingOk);
 
-    const DeviceSnapshot s = guest.device().snapshot();
+    const DeviceBooks s = guest.device().books();
     EXPECT_EQ(s.phys_start, kBar1Base);
     EXPECT_EQ(s.guest_blocks, (std::map<uint64_t, uint64_t>{{block.offset, block.size}}));
     ASSERT_EQ(s.slabs.size(), 1u);
@@ -107,7 +107,7 @@ TEST(DeviceSnapshotTest, ShowsTheBooks) {
     EXPECT_EQ(s.handles[0].handle, h5.id);
     EXPECT_EQ(s.handles[0].ping_info_gpa, h5.ping_gpa);
     EXPECT_EQ(s.handles[0].allocations, (std::map<uint64_t, uint64_t>{{block.offset, 4096}}));
-    EXPECT_EQ(s.handles[1].context, ContextType::SharedSlotsHostMemoryAllocator);
+    EXPECT_EQ(s.handles[1].context, hw::ContextType::SharedSlotsHostMemoryAllocator);
     EXPECT_EQ(s.handles[1].allocations, (std::map<uint64_t, uint64_t>{{piece.phys_addr, 4096}}));
     ASSERT_EQ(s.mappings.size(), 2u);
     EXPECT_EQ(s.area.size(), 3u);  // free, slab, block: each carved from the top

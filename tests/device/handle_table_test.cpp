@@ -25,7 +25,7 @@ TEST(HandleTableTest, NeverReissuesALiveHandleAfterWrapping) {
     ASSERT_EQ(table.generate().value(), 1u);
     ASSERT_EQ(table.generate().value(), 2u);
     ASSERT_EQ(table.generate().value(), 3u);
-    ASSERT_TRUE(table.destroy(2));
+    ASSERT_TRUE(table.remove(2));
     // Bring the counter round to the wrap point, as 2^32 GEN_HANDLEs would.
     table.restart_counter_at(0xFFFFFFFE);
     EXPECT_EQ(table.generate().value(), 0xFFFFFFFEu);
@@ -39,22 +39,22 @@ TEST(HandleTableTest, InvalidStartingPointsFallBackToOne) {
     EXPECT_EQ(HandleTable(0xFFFFFFFF).generate().value(), 1u);
 }
 
-TEST(HandleTableTest, DestroyAndFind) {
+TEST(HandleTableTest, RemoveAndFind) {
     HandleTable table;
     const uint32_t h = table.generate().value();
     ASSERT_NE(table.find(h), nullptr);
     EXPECT_FALSE(table.find(h)->ping_info_gpa);
     EXPECT_EQ(table.find(h + 1), nullptr);
-    EXPECT_TRUE(table.destroy(h));
-    EXPECT_FALSE(table.destroy(h));
+    EXPECT_TRUE(table.remove(h));
+    EXPECT_FALSE(table.remove(h));
     EXPECT_EQ(table.find(h), nullptr);
 }
 
-TEST(HandleTableTest, ClearRestartsNumbering) {
+TEST(HandleTableTest, RemoveAllHandsOverEveryEntryAndRestartsNumbering) {
     HandleTable table;
     table.generate().value();
     table.generate().value();
-    table.clear();
+    EXPECT_EQ(table.remove_all().size(), 2u);
     EXPECT_EQ(table.size(), 0u);
     EXPECT_EQ(table.generate().value(), 1u);
 }

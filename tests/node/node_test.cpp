@@ -130,7 +130,7 @@ TEST_F(NodeTest, ErrnoOfReadWriteMmapAndUnknownIoctl) {
 TEST_F(NodeTest, StatusFileAndToolAgree) {
     auto session = client::Session::open(node_);
     ASSERT_TRUE(session);
-    ASSERT_TRUE(session->create_context(client::ContextType::kHostMemoryAllocator));
+    ASSERT_TRUE(session->create_context(hw::ContextType::HostMemoryAllocator));
     std::ifstream in(node::NodeLock::mount_dir_for(state_, node_) + "/status");
     std::stringstream file;
     file << in.rdbuf();
@@ -315,7 +315,7 @@ TEST_F(NodeTest, SigkilledDaemonLeavesErrorsNotHangsAndThePathCanBeTakenAgain) {
     ASSERT_TRUE(again) << out;
     auto fresh = client::Session::open(node_);
     ASSERT_TRUE(fresh);
-    EXPECT_TRUE(fresh->create_context(client::ContextType::kHostMemoryAllocator));
+    EXPECT_TRUE(fresh->create_context(hw::ContextType::HostMemoryAllocator));
 }
 
 TEST(NodeDaemon, ModeAndGroupAreEnforcedByTheKernel) {

@@ -98,7 +98,7 @@ TEST_F(FaultTest, UnreadablePingPageAtOpenFailsWithEinval) {
 
 TEST_F(FaultTest, PingPageThatBecomesUnreadableFailsPingsWithEio) {
     auto file = keep(open());
-    const auto page = file->snapshot().ping_page_phys;
+    const auto page = file->books().ping_page_phys;
     ASSERT_TRUE(page);
     device().refuse_guest_memory(*page, 4096);
     auto create = file->ping(make_ping(kHostMemoryAllocator));
@@ -115,7 +115,7 @@ TEST_F(FaultTest, PingPageThatBecomesUnreadableFailsPingsWithEio) {
 
 TEST_F(FaultTest, RawPingOnAnUnreadablePageIsRefusedAndLeavesThePageAlone) {
     auto file = keep(open());
-    const auto f = file->snapshot();
+    const auto f = file->books();
     device().refuse_guest_memory(*f.ping_page_phys, 4096);
     const uint64_t refused = device_stats().refused_pings;
     device().write32(device::Reg::PING, f.handle);
@@ -129,7 +129,7 @@ TEST_F(FaultTest, BlockAllocationFailureIsEnomemAndTracksNothing) {
     auto block = file->allocate_block(4096);
     ASSERT_FALSE(block);
     EXPECT_EQ(block.error().value(), ENOMEM);
-    EXPECT_TRUE(file->snapshot().blocks.empty());
+    EXPECT_TRUE(file->books().blocks.empty());
     EXPECT_EQ(device_stats().guest_blocks, 0u);
     expect_consistent();
     EXPECT_TRUE(file->allocate_block(4096));
@@ -154,7 +154,7 @@ TEST_F(FaultTest, StatusAboveIntMaxOnDeallocateIsEioAndKeepsTheBlock) {
     ASSERT_FALSE(freed);
     EXPECT_EQ(freed.error().value(), EIO);
     // The host still holds it, so the file still tracks it, and a retry frees it.
-    EXPECT_EQ(file->snapshot().blocks.size(), 1u);
+    EXPECT_EQ(file->books().blocks.size(), 1u);
     EXPECT_EQ(device_stats().guest_blocks, 1u);
     expect_consistent();
     EXPECT_TRUE(file->deallocate_block(block->offset));

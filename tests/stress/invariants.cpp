@@ -14,7 +14,7 @@
 namespace gf::stress {
 namespace {
 
-using device::DeviceSnapshot;
+using device::DeviceBooks;
 using RangeMap = std::map<uint64_t, uint64_t>;
 
 // Collects violations with a printf-free stream syntax: v.add() << "text " << value.
@@ -73,7 +73,7 @@ bool inside(uint64_t offset, uint64_t size, uint64_t outer_offset, uint64_t oute
     return offset >= outer_offset && range_within(offset - outer_offset, size, outer_size);
 }
 
-void check_area(const DeviceSnapshot& s, Sink& sink) {
+void check_area(const DeviceBooks& s, Sink& sink) {
     uint64_t expected = 0;
     bool previous_free = false;
     RangeMap allocated;
@@ -109,7 +109,7 @@ void check_area(const DeviceSnapshot& s, Sink& sink) {
     }
 }
 
-void check_slabs(const DeviceSnapshot& s, Sink& sink) {
+void check_slabs(const DeviceBooks& s, Sink& sink) {
     // Only the type-6 pool takes host regions: one region per slab.
     RangeMap slab_ranges;
     for (const auto& slab : s.slabs) {
@@ -122,7 +122,7 @@ void check_slabs(const DeviceSnapshot& s, Sink& sink) {
     // Every type-6 piece, by slab: with the free pieces they tile their slab exactly.
     std::vector<std::pair<uint64_t, uint64_t>> pieces;
     for (const auto& handle : s.handles) {
-        if (handle.context == device::ContextType::SharedSlotsHostMemoryAllocator) {
+        if (handle.context == hw::ContextType::SharedSlotsHostMemoryAllocator) {
             pieces.insert(pieces.end(), handle.allocations.begin(), handle.allocations.end());
         }
     }
@@ -174,14 +174,14 @@ void check_slabs(const DeviceSnapshot& s, Sink& sink) {
     }
 }
 
-void check_mappings(const DeviceSnapshot& s, Sink& sink) {
+void check_mappings(const DeviceBooks& s, Sink& sink) {
     std::vector<std::pair<uint64_t, uint64_t>> sorted;
     for (const auto& m : s.mappings) {
         sorted.emplace_back(m.offset, m.size);
     }
     disjoint(sorted, sink, "mappings");
 
-    std::map<uint32_t, const DeviceSnapshot::Handle*> handles;
+    std::map<uint32_t, const DeviceBooks::Handle*> handles;
     for (const auto& handle : s.handles) {
         handles.emplace(handle.handle, &handle);
     }
@@ -199,7 +199,7 @@ void check_mappings(const DeviceSnapshot& s, Sink& sink) {
         by_owner[m.owner].emplace(m.offset, m.size);
         auto owner = handles.find(m.owner);
         if (owner == handles.end() ||
-            owner->second->context != device::ContextType::HostMemoryAllocator) {
+            owner->second->context != hw::ContextType::HostMemoryAllocator) {
             sink.add() << "mapping " << m.offset << " owned by " << m.owner
                        << ", not a live type-5 context";
             continue;
@@ -218,7 +218,7 @@ void check_mappings(const DeviceSnapshot& s, Sink& sink) {
     }
     // A type-5 context's allocations are exactly its mappings.
     for (const auto& handle : s.handles) {
-        if (handle.context != device::ContextType::HostMemoryAllocator) {
+        if (handle.context != hw::ContextType::HostMemoryAllocator) {
             continue;
         }
         const RangeMap& mapped = by_owner[handle.handle];
@@ -229,13 +229,13 @@ void check_mappings(const DeviceSnapshot& s, Sink& sink) {
     }
 }
 
-void check_handles(const DeviceSnapshot& s, Sink& sink) {
+void check_handles(const DeviceBooks& s, Sink& sink) {
     for (const auto& handle : s.handles) {
         if (handle.handle == 0 || handle.handle == device::kInvalidHandle) {
             sink.add() << "handle " << handle.handle << " should never be issued";
         }
-        if (handle.context && *handle.context != device::ContextType::HostMemoryAllocator &&
-            *handle.context != device::ContextType::SharedSlotsHostMemoryAllocator) {
+        if (handle.context && *handle.context != hw::ContextType::HostMemoryAllocator &&
+            *handle.context != hw::ContextType::SharedSlotsHostMemoryAllocator) {
             sink.add() << "handle " << handle.handle << ": unexpected context type";
         }
         if (!handle.context && !handle.allocations.empty()) {
@@ -246,20 +246,20 @@ void check_handles(const DeviceSnapshot& s, Sink& sink) {
 
 }  // namespace
 
-Violations check_device(const DeviceSnapshot& snapshot) {
+Violations check_device(const DeviceBooks& books) {
     Violations out;
     Sink sink(out);
-    check_area(snapshot, sink);
-    check_slabs(snapshot, sink);
-    check_mappings(snapshot, sink);
-    check_handles(snapshot, sink);
+    check_area(books, sink);
+    check_slabs(books, sink);
+    check_mappings(books, sink);
+    check_handles(books, sink);
     return out;
 }
 
 Violations check(pci::emulated::Machine& machine, const driver::Driver& driver,
                  std::span<const std::shared_ptr<driver::File>> files, CheckOptions options) {
     device::AddressSpaceDevice& device = machine.device();
-    const DeviceSnapshot s = device.snapshot();
+    const DeviceBooks s = device.books();
     Violations out = check_device(s);
     Sink sink(out);
 
@@ -279,14 +279,14 @@ Violations check(pci::emulated::Machine& machine, const driver::Driver& driver,
         stats.host_region_bytes != sum_sizes(s.host_regions) ||
         stats.area_free_bytes != free_bytes || stats.memory_mappings != s.mappings.size() ||
         stats.backed_bytes != backed || stats.shared_slot_slabs != s.slabs.size()) {
-        sink.add() << "device stats disagree with its snapshot";
+        sink.add() << "device stats disagree with its books";
     }
 
     // Each file's books, and the driver's counters as their sums.
     driver::DriverStats sums;
-    std::map<uint32_t, driver::FileSnapshot> by_handle;
+    std::map<uint32_t, driver::FileBooks> by_handle;
     for (const auto& file : files) {
-        driver::FileSnapshot f = file->snapshot();
+        driver::FileBooks f = file->books();
         if (!f.live || !f.ping_page_phys) {
             sink.add() << "file with handle " << f.handle << " is held open but not live";
         }
@@ -376,7 +376,7 @@ Violations check_quiescent(pci::emulated::Machine& machine, const driver::Driver
                            size_t free_dma_pages_at_start, QuiescentOptions options) {
     Violations out = check(machine, driver, {}, CheckOptions{.exact = !options.peer_cleaned_up});
     Sink sink(out);
-    const DeviceSnapshot s = machine.device().snapshot();
+    const DeviceBooks s = machine.device().books();
     const driver::DriverStats mine = driver.stats();
     for (const auto& handle : s.handles) {
         sink.add() << "handle " << handle.handle << " still live";
@@ -428,12 +428,12 @@ Violations check_quiescent(pci::emulated::Machine& machine, const driver::Driver
 void clean_up_as_peer(device::AddressSpaceDevice& device) {
     using device::Command;
     using device::Reg;
-    const DeviceSnapshot s = device.snapshot();
+    const DeviceBooks s = device.books();
     for (const auto& handle : s.handles) {
         device.write32(Reg::HANDLE, handle.handle);
         device.write32(Reg::COMMAND, static_cast<uint32_t>(Command::DESTROY_HANDLE));
     }
-    for (const auto& [offset, size] : device.snapshot().guest_blocks) {
+    for (const auto& [offset, size] : device.books().guest_blocks) {
         device.write32(Reg::BLOCK_OFFSET_LOW, static_cast<uint32_t>(offset));
         device.write32(Reg::BLOCK_OFFSET_HIGH, static_cast<uint32_t>(offset >> 32));
         device.write32(Reg::COMMAND, static_cast<uint32_t>(Command::DEALLOCATE_BLOCK));

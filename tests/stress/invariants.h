@@ -41,7 +41,7 @@ struct CheckOptions {
 };
 
 // The device's books alone.
-Violations check_device(const device::DeviceSnapshot& snapshot);
+Violations check_device(const device::DeviceBooks& books);
 // The device's books, the files' books and the driver's counters. `files` are the open
 // files the caller holds (each one exactly once); the system must be idle while it runs.
 Violations check(pci::emulated::Machine& machine, const driver::Driver& driver,

@@ -1,4 +1,4 @@
-// The introspection the invariant checks stand on (DeviceSnapshot, FileSnapshot), and the
+// The introspection the invariant checks stand on (DeviceBooks, FileBooks), and the
 // checks themselves: they pass on real states and name the violation a peer plants.
 #include <cerrno>
 #include <memory>
@@ -31,7 +31,7 @@ bool mentions(const Violations& violations, const std::string& text) {
     return false;
 }
 
-TEST_F(InvariantsTest, SnapshotsShowBlocksClaimsHandlesSlabsAndMappings) {
+TEST_F(InvariantsTest, BooksShowBlocksClaimsHandlesSlabsAndMappings) {
     auto typed5 = open();
     auto typed6 = open();
     ASSERT_EQ(typed5->ping(make_ping(kHostMemoryAllocator))->metadata, 0u);
@@ -43,24 +43,24 @@ TEST_F(InvariantsTest, SnapshotsShowBlocksClaimsHandlesSlabsAndMappings) {
     ASSERT_EQ(piece->metadata, 0u);
     ASSERT_TRUE(typed6->claim_shared(piece->offset, piece->size));
 
-    const driver::FileSnapshot f5 = typed5->snapshot();
+    const driver::FileBooks f5 = typed5->books();
     EXPECT_TRUE(f5.live);
     EXPECT_EQ(f5.handle, typed5->handle());
     EXPECT_EQ(f5.blocks, (driver::RangeSet::Map{{block->offset, block->size}}));
     EXPECT_TRUE(f5.claims.empty());
-    const driver::FileSnapshot f6 = typed6->snapshot();
+    const driver::FileBooks f6 = typed6->books();
     EXPECT_EQ(f6.claims, (driver::RangeSet::Map{{piece->offset, 4096}}));
 
-    const device::DeviceSnapshot s = machine->device().snapshot();
+    const device::DeviceBooks s = machine->device().books();
     EXPECT_EQ(s.bar1_size, driver->bar1_size());
     EXPECT_EQ(s.phys_start, driver->bar1_phys_start());
     EXPECT_EQ(s.guest_blocks, (std::map<uint64_t, uint64_t>{{block->offset, block->size}}));
     ASSERT_EQ(s.handles.size(), 2u);
     EXPECT_EQ(s.handles[0].handle, f5.handle);
     EXPECT_EQ(s.handles[0].ping_info_gpa, f5.ping_page_phys);
-    EXPECT_EQ(s.handles[0].context, device::ContextType::HostMemoryAllocator);
+    EXPECT_EQ(s.handles[0].context, hw::ContextType::HostMemoryAllocator);
     EXPECT_EQ(s.handles[0].allocations, (std::map<uint64_t, uint64_t>{{block->offset, 4096}}));
-    EXPECT_EQ(s.handles[1].context, device::ContextType::SharedSlotsHostMemoryAllocator);
+    EXPECT_EQ(s.handles[1].context, hw::ContextType::SharedSlotsHostMemoryAllocator);
     EXPECT_EQ(s.handles[1].allocations, (std::map<uint64_t, uint64_t>{{piece->offset, 4096}}));
     ASSERT_EQ(s.slabs.size(), 1u);
     EXPECT_EQ(s.slabs[0].offset, piece->offset);  // pieces come from the slab's low end
@@ -78,9 +78,9 @@ TEST_F(InvariantsTest, SnapshotsShowBlocksClaimsHandlesSlabsAndMappings) {
     EXPECT_TRUE(violations.empty()) << describe(violations);
 
     typed5->release();
-    EXPECT_FALSE(typed5->snapshot().live);
-    EXPECT_FALSE(typed5->snapshot().ping_page_phys);
-    EXPECT_TRUE(typed5->snapshot().blocks.empty());
+    EXPECT_FALSE(typed5->books().live);
+    EXPECT_FALSE(typed5->books().ping_page_phys);
+    EXPECT_TRUE(typed5->books().blocks.empty());
 }
 
 TEST_F(InvariantsTest, PeerDeallocationBreaksOnlyTheExactCheck) {
@@ -124,7 +124,7 @@ TEST_F(InvariantsTest, TheKeptEmptySlabIsQuiescent) {
 }
 
 TEST(InvariantsDeviceTest, CheckDeviceNamesBrokenBooks) {
-    device::DeviceSnapshot s;
+    device::DeviceBooks s;
     s.bar1_size = 0x10000;
     s.area = {{0, 0x8000, true}, {0x8000, 0x8000, false}};
     // The allocated range is neither a guest block nor a host region.

@@ -104,7 +104,7 @@ class StressTest : public driver::testing::MachineTest {
             if (!file) {
                 continue;  // guest RAM or BAR1 exhausted for the moment
             }
-            const driver::FileSnapshot mine = file->snapshot();
+            const driver::FileBooks mine = file->books();
             auto any_block = [&]() -> std::optional<std::pair<uint64_t, uint64_t>> {
                 if (mine.blocks.empty()) {
                     return std::nullopt;
@@ -238,7 +238,7 @@ class StressTest : public driver::testing::MachineTest {
         using device::Command;
         using device::Reg;
         auto& device = machine->device();
-        const device::DeviceSnapshot s = device.snapshot();
+        const device::DeviceBooks s = device.books();
         auto write64 = [&](Reg low, uint64_t value) {
             device.write32(low, static_cast<uint32_t>(value));
             device.write32(static_cast<Reg>(static_cast<uint32_t>(low) + 4),

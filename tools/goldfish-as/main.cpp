@@ -159,7 +159,10 @@ int main(int argc, char** argv) {
         if (!allocation) {
             return report("host allocation", allocation.error());
         }
-        std::printf("type %d: offset 0x%llx size %llu\n", shared_slots ? 6 : 5,
+        const gf::hw::ContextType type = shared_slots
+                                             ? gf::hw::ContextType::SharedSlotsHostMemoryAllocator
+                                             : gf::hw::ContextType::HostMemoryAllocator;
+        std::printf("type %u: offset 0x%llx size %llu\n", static_cast<unsigned>(type),
                     ull(allocation->offset()), ull(allocation->size()));
         if (auto freed = allocation->free(); !freed) {
             return report("host free", freed.error());

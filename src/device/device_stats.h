@@ -1,0 +1,25 @@
+// Counters of what the device holds (tests, the daemon's status file): cheap, taken under the
+// device lock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+
+namespace gf::device {
+
+struct DeviceStats {
+    uint64_t handles = 0;                           // live handles
+    std::map<uint32_t, uint64_t> contexts_by_type;  // type -> live contexts
+    uint64_t guest_blocks = 0;                      // ALLOCATE_BLOCK ranges
+    uint64_t guest_block_bytes = 0;
+    uint64_t host_regions = 0;  // host-owned BAR1 ranges (type-6 slabs)
+    uint64_t host_region_bytes = 0;
+    uint64_t area_free_bytes = 0;
+    uint64_t memory_mappings = 0;  // backed ranges
+    uint64_t backed_bytes = 0;
+    uint64_t shared_slot_slabs = 0;
+    uint64_t refused_pings = 0;  // unknown handle, no ping page yet, or page not in RAM
+    uint64_t faults_fired = 0;   // injected faults that took effect (see inject())
+};
+
+}  // namespace gf::device
