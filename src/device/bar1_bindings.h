@@ -1,0 +1,93 @@
+// Which ranges of BAR1 are the pages of which user's memory file (docs/node.md#shared-memory).
+//
+// BAR1 is one reserved window of host address space. By default its pages are the host's
+// own (private, zero until written). A range bound to a user's memory file (a sealed memfd
+// the user maps, one per open file of the node) is that file's pages at the same offset,
+// mapped over the window with MAP_FIXED, so the host and the user see the same memory with
+// no copies. Only the bound user's file ever holds those pages: a user mapping any other
+// offset of its own file sees its own zeros, never someone else's memory.
+//
+// Not thread-safe: the device calls it under its lock, with BAR1's layout held exclusively
+// (a host access to the window must not run while a range is being replaced).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+
+#include "base/result.h"
+
+namespace gf::device {
+
+// The user a memory file belongs to, as the platform names it.
+using Bar1FileId = uint64_t;
+
+class Bar1Bindings {
+  public:
+    // `window` is BAR1's reservation; `page` its granularity (every range is whole pages).
+    // Every binding is a mapping of the window's: at most `max_bindings` of them keep the
+    // process clear of vm.max_map_count, so that taking one out can never fail.
+    Bar1Bindings(std::span<std::byte> window, uint64_t page, size_t max_bindings)
+        : window_(window), page_(page), max_bindings_(max_bindings) {}
+
+    // Maps [offset, offset + size) of the file `fd` over the window at the same offset.
+    // `move_in`: what the host holds there is copied into the file first (a claim);
+    // otherwise the range starts zeroed (a fresh block). EINVAL for an unaligned or
+    // out-of-window range, EBUSY if any of it is bound already, ENOMEM if the window cannot
+    // take another mapping (vm.max_map_count), or the file cannot take the pages.
+    Result<void> bind(Bar1FileId file, int fd, uint64_t offset, uint64_t size, bool move_in);
+    // Takes `file`'s binding at exactly [offset, offset + size) out of the window: a moved-in
+    // range's contents go back to the host, a fresh one's are dropped; either way the file's
+    // pages there are punched, so a stale user mapping reads zeros from then on. Anything
+    // else is left alone (false).
+    bool unbind(Bar1FileId file, uint64_t offset, uint64_t size);
+    // Drops every binding overlapping [offset, offset + size), whoever holds it: the device
+    // freed the memory underneath (DEALLOCATE, a host region going away).
+    void drop_overlapping(uint64_t offset, uint64_t size);
+    // If no user maps `fd` writably any more, takes all of `file`'s bindings out (moved-in
+    // contents back to the host) and returns true; otherwise changes nothing, false. The
+    // file cannot be written again afterwards (F_SEAL_WRITE): only retire a closed file.
+    Result<bool> retire(Bar1FileId file, int fd);
+    // Drops every binding of `file` (it is being closed).
+    void forget(Bar1FileId file);
+    // Drops every binding (device reset).
+    void clear();
+
+    // The file bound at `offset`, if any.
+    std::optional<Bar1FileId> file_at(uint64_t offset) const;
+    size_t count() const { return by_offset_.size(); }
+    uint64_t bound_bytes() const { return bound_bytes_; }
+
+  private:
+    struct Binding {
+        uint64_t size = 0;
+        Bar1FileId file = 0;
+        bool moved_in = false;
+    };
+    using Map = std::map<uint64_t, Binding>;
+
+    bool overlaps(uint64_t offset, uint64_t size) const;
+    // Takes one binding out; `keep_contents` copies the pages back into the host's memory.
+    void take_out(Map::iterator it, bool keep_contents);
+    void erase(Map::iterator it);
+    // Host pages filled by `fill` replace whatever the window maps at the range.
+    template <class Fill>
+    Result<void> replace_with_copy(uint64_t offset, uint64_t size, Fill fill);
+    // Host zero pages over the range, or abort: the window must never have a hole.
+    void restore_host(uint64_t offset, uint64_t size);
+    // Host-private zero pages over [offset, offset + size).
+    Result<void> map_host(uint64_t offset, uint64_t size);
+    Result<void> map_file(int fd, uint64_t offset, uint64_t size);
+
+    std::span<std::byte> window_;
+    uint64_t page_;
+    size_t max_bindings_;
+    Map by_offset_;
+    std::map<Bar1FileId, std::set<uint64_t>> by_file_;  // the offsets each file holds
+    uint64_t bound_bytes_ = 0;
+};
+
+}  // namespace gf::device
