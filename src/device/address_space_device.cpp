@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "base/checked.h"
+#include "base/interval_map.h"
 #include "device/ping_dispatch.h"
 #include "device/ping_info.h"
 
@@ -44,7 +45,7 @@ Result<std::unique_ptr<AddressSpaceDevice>> AddressSpaceDevice::create(const Dev
     if (!config.bar1_64bit && (config.bar1_size > kMax32BitBar || *bar1_end > (1ull << 32))) {
         return fail(EINVAL);
     }
-    std::unique_ptr<Bar1Memory> bar1 = GF_TRY(Bar1Memory::create(config.bar1_size));
+    std::unique_ptr<Bar1Memory> bar1 = GF_TRY(Bar1Memory::create(config.bar1_size, config.max_bar1_bindings));
     return std::unique_ptr<AddressSpaceDevice>(
         new AddressSpaceDevice(config, guest_memory, std::move(bar1)));
 }
@@ -368,6 +369,44 @@ Result<std::span<std::byte>> AddressSpaceDevice::host_memory(uint64_t gpa, uint6
     MutexLock lock(device_mutex_);
     const uint64_t offset = GF_TRY(bar1_offset_locked(gpa, size));
     return bar1_->backed_view(offset, size);
+}
+
+Result<size_t> AddressSpaceDevice::read_bar1(uint64_t offset, std::span<std::byte> out) const {
+    GF_TRY(bar1_->copy_out(offset, out));
+    return out.size();
+}
+
+Result<size_t> AddressSpaceDevice::write_bar1(uint64_t offset, std::span<const std::byte> in) {
+    GF_TRY(bar1_->copy_in(offset, in));
+    return in.size();
+}
+
+Result<void> AddressSpaceDevice::bind_file(Bar1FileId file, int fd, uint64_t offset,
+                                           uint64_t size, bool held) {
+    MutexLock lock(device_mutex_);
+    // The platform maps only what the device says is the user's: a block the guest holds,
+    // or memory the host holds (which the driver's claim hands over).
+    const auto& ranges = held ? books_.host_regions() : books_.guest_blocks();
+    auto it = find_containing(ranges, offset);
+    if (it == ranges.end() || !range_within(offset - it->first, size, it->second)) {
+        return fail(EPERM);
+    }
+    return bar1_->bind_file(file, fd, offset, size, held);
+}
+
+void AddressSpaceDevice::unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) {
+    MutexLock lock(device_mutex_);
+    bar1_->unbind_file(file, offset, size);
+}
+
+Result<bool> AddressSpaceDevice::retire_file(Bar1FileId file, int fd) {
+    MutexLock lock(device_mutex_);
+    return bar1_->retire_file(file, fd);
+}
+
+void AddressSpaceDevice::forget_file(Bar1FileId file) {
+    MutexLock lock(device_mutex_);
+    bar1_->forget_file(file);
 }
 
 }  // namespace gf::device

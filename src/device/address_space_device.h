@@ -88,6 +88,23 @@ class AddressSpaceDevice : private DeviceServices {
     Result<std::span<std::byte>> host_memory(uint64_t gpa, uint64_t size) const
         GF_EXCLUDES(device_mutex_);
 
+    // The host's view of all of BAR1, by offset (the node's `bar1` file): bytes copied, or
+    // ENXIO for a range that is not wholly inside BAR1. Takes only BAR1's layout lock.
+    Result<size_t> read_bar1(uint64_t offset, std::span<std::byte> out) const;
+    Result<size_t> write_bar1(uint64_t offset, std::span<const std::byte> in);
+
+    // Users' memory files (Bar1Bindings), for a platform whose users map files: the range
+    // becomes the pages of `fd` at the same offset. A fresh binding must lie inside one
+    // block the guest allocated, a held one inside one host region; EPERM otherwise, EBUSY
+    // if any of it is bound already, ENOMEM at the binding cap. DEALLOCATE_BLOCK, a host
+    // region's end, a freed type-6 slot and reset take bindings out by themselves.
+    Result<void> bind_file(Bar1FileId file, int fd, uint64_t offset, uint64_t size, bool held)
+        GF_EXCLUDES(device_mutex_);
+    void unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) GF_EXCLUDES(device_mutex_);
+    // True once no user maps `fd` writably: everything of `file` is then out of BAR1.
+    Result<bool> retire_file(Bar1FileId file, int fd) GF_EXCLUDES(device_mutex_);
+    void forget_file(Bar1FileId file) GF_EXCLUDES(device_mutex_);
+
   private:
     // Contexts whose handles ended, to be waited for and destroyed after unlocking.
     using EndedContexts = std::vector<std::unique_ptr<Context>>;

@@ -38,7 +38,7 @@ Result<void> transfer_all(Op op, std::byte* at, uint64_t size, uint64_t offset) 
 }
 
 // Frees the file's pages in the range: they read as zeros again.
-void punch(int fd, uint64_t offset, uint64_t size) {
+void punch_file_range(int fd, uint64_t offset, uint64_t size) {
     (void)::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                       static_cast<off_t>(size));
 }
@@ -89,15 +89,15 @@ Result<void> Bar1Bindings::bind(Bar1FileId file, int fd, uint64_t offset, uint64
             transfer_all([fd](std::byte* p, uint64_t n, off_t o) { return ::pwrite(fd, p, n, o); },
                          at, size, offset);
         if (!copied) {
-            punch(fd, offset, size);
+            punch_file_range(fd, offset, size);
             return fail(ENOMEM);
         }
     } else {
         // A block starts zeroed, whatever the user scribbled there before it owned it.
-        punch(fd, offset, size);
+        punch_file_range(fd, offset, size);
     }
     if (Result<void> mapped = map_file(fd, offset, size); !mapped) {
-        punch(fd, offset, size);
+        punch_file_range(fd, offset, size);
         return mapped;
     }
     by_offset_.emplace(offset, Binding{size, file, move_in});
@@ -176,6 +176,25 @@ bool Bar1Bindings::unbind(Bar1FileId file, uint64_t offset, uint64_t size) {
     }
     take_out(it, it->second.moved_in);
     return true;
+}
+
+void Bar1Bindings::punch(uint64_t offset, uint64_t size) {
+    if (size == 0 || by_offset_.empty()) {
+        return;
+    }
+    auto it = find_containing(by_offset_, offset, [](const Binding& b) { return b.size; });
+    if (it == by_offset_.end()) {
+        it = by_offset_.lower_bound(offset);
+    }
+    for (; it != by_offset_.end() && (it->first < offset || it->first - offset < size); ++it) {
+        // The intersection of [offset, offset + size) with the binding.
+        const uint64_t start = std::max(offset, it->first);
+        const uint64_t end = std::min(offset + std::min(size, window_.size() - std::min(offset, window_.size())),
+                                      it->first + it->second.size);
+        if (end > start) {
+            (void)::madvise(window_.data() + start, end - start, MADV_REMOVE);
+        }
+    }
 }
 
 void Bar1Bindings::drop_overlapping(uint64_t offset, uint64_t size) {

@@ -44,6 +44,8 @@ class Bar1Bindings {
     // pages there are punched, so a stale user mapping reads zeros from then on. Anything
     // else is left alone (false).
     bool unbind(Bar1FileId file, uint64_t offset, uint64_t size);
+    // Zeroes the users' pages inside [offset, offset + size); the ranges stay bound.
+    void punch(uint64_t offset, uint64_t size);
     // Drops every binding overlapping [offset, offset + size), whoever holds it: the device
     // freed the memory underneath (DEALLOCATE, a host region going away).
     void drop_overlapping(uint64_t offset, uint64_t size);

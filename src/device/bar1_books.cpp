@@ -30,6 +30,8 @@ void Bar1Books::free_guest_block(uint64_t offset) {
     if (block == guest_blocks_.end()) {
         return;
     }
+    // Whoever had the block mapped keeps only zeros of its own from now on.
+    memory_.drop_bound(offset, block->second);
     (void)area_.free(offset);  // cannot fail: guest_blocks_ mirrors the allocator
     guest_block_bytes_ -= block->second;
     guest_blocks_.erase(block);
@@ -61,6 +63,7 @@ Result<void> Bar1Books::free_host_region(uint64_t offset) {
     if (region == host_regions_.end()) {
         return fail(EINVAL);
     }
+    memory_.drop_bound(offset, region->second);
     (void)area_.free(offset);  // cannot fail: host_regions_ mirrors the allocator
     host_region_bytes_ -= region->second;
     host_regions_.erase(region);

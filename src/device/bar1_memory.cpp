@@ -7,10 +7,11 @@
 #include <utility>
 
 #include "base/checked.h"
+#include "base/shared_memory.h"
 
 namespace gf::device {
 
-Result<std::unique_ptr<Bar1Memory>> Bar1Memory::create(uint64_t size) {
+Result<std::unique_ptr<Bar1Memory>> Bar1Memory::create(uint64_t size, size_t max_bindings) {
     if (size == 0 || size > SIZE_MAX) {
         return fail(EINVAL);
     }
@@ -20,7 +21,7 @@ Result<std::unique_ptr<Bar1Memory>> Bar1Memory::create(uint64_t size) {
     if (base == MAP_FAILED) {
         return fail(ENOMEM);
     }
-    return std::unique_ptr<Bar1Memory>(new Bar1Memory(Mapping(base, size)));
+    return std::unique_ptr<Bar1Memory>(new Bar1Memory(Mapping(base, size), max_bindings));
 }
 
 Result<void> Bar1Memory::map(uint64_t offset, uint64_t size, uint32_t owner) {
@@ -36,13 +37,68 @@ Result<void> Bar1Memory::unmap(uint64_t offset, uint64_t size) {
 
 Result<void> Bar1Memory::scrub(uint64_t offset, uint64_t size) {
     WriterLock lock(layout_lock_);
+    // Memory changing hands: a user that held it (a claimed slot) loses it first.
+    bindings_.drop_overlapping(offset, size);
     return release_pages(offset, size);
 }
 
 void Bar1Memory::clear() {
     WriterLock lock(layout_lock_);
     mappings_.clear();
+    bindings_.clear();
     (void)release_pages(0, size());
+}
+
+Result<void> Bar1Memory::bind_file(Bar1FileId file, int fd, uint64_t offset, uint64_t size,
+                                   bool move_in) {
+    WriterLock lock(layout_lock_);
+    return bindings_.bind(file, fd, offset, size, move_in);
+}
+
+void Bar1Memory::unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) {
+    WriterLock lock(layout_lock_);
+    (void)bindings_.unbind(file, offset, size);
+}
+
+void Bar1Memory::drop_bound(uint64_t offset, uint64_t size) {
+    WriterLock lock(layout_lock_);
+    bindings_.drop_overlapping(offset, size);
+}
+
+Result<bool> Bar1Memory::retire_file(Bar1FileId file, int fd) {
+    WriterLock lock(layout_lock_);
+    return bindings_.retire(file, fd);
+}
+
+void Bar1Memory::forget_file(Bar1FileId file) {
+    WriterLock lock(layout_lock_);
+    bindings_.forget(file);
+}
+
+size_t Bar1Memory::bound_count() const {
+    ReaderLock lock(layout_lock_);
+    return bindings_.count();
+}
+
+Result<void> Bar1Memory::copy_out(uint64_t offset, std::span<std::byte> out) const {
+    if (!range_within(offset, out.size(), window_.length())) {
+        return fail(ENXIO);
+    }
+    // Shared lock: no range is being replaced (a retire check's placeholders are never seen).
+    ReaderLock lock(layout_lock_);
+    // Sound: the range was just checked against the window; clients may write these pages
+    // at any time, hence the shared-memory copy.
+    copy_from_shared(out, std::span(window_.data() + offset, out.size()));
+    return {};
+}
+
+Result<void> Bar1Memory::copy_in(uint64_t offset, std::span<const std::byte> in) {
+    if (!range_within(offset, in.size(), window_.length())) {
+        return fail(ENXIO);
+    }
+    ReaderLock lock(layout_lock_);
+    copy_to_shared(std::span(window_.data() + offset, in.size()), in);
+    return {};
 }
 
 std::vector<MemoryMappingTable::Mapping> Bar1Memory::mappings_starting_within(uint64_t offset,
@@ -83,6 +139,7 @@ Result<void> Bar1Memory::release_pages(uint64_t offset, uint64_t size) {
     if (size == 0) {
         return {};
     }
+    bindings_.punch(offset, size);
     // On a private anonymous mapping MADV_DONTNEED frees the pages; they refault as zeros.
     if (madvise(window_.data() + offset, size, MADV_DONTNEED) != 0) {
         return fail(errno);

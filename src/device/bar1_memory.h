@@ -10,6 +10,8 @@
 // ever waits for the device lock.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "base/mutex.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "device/bar1_bindings.h"
 #include "device/memory_mapping_table.h"
 
 namespace gf::device {
@@ -27,8 +30,8 @@ namespace gf::device {
 class Bar1Memory {
   public:
     // A zero-filled, lazily backed window of size bytes, nothing backed; ENOMEM if it cannot
-    // be reserved.
-    static Result<std::unique_ptr<Bar1Memory>> create(uint64_t size);
+    // be reserved. At most `max_bindings` ranges can be bound to users' files at once.
+    static Result<std::unique_ptr<Bar1Memory>> create(uint64_t size, size_t max_bindings);
     Bar1Memory(const Bar1Memory&) = delete;
     Bar1Memory& operator=(const Bar1Memory&) = delete;
 
@@ -45,8 +48,25 @@ class Bar1Memory {
     // Zeroes (and un-residents) page-aligned memory that changes hands; EINVAL if unaligned or
     // outside the window.
     Result<void> scrub(uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
-    // Unbacks everything and zeroes the whole window (device reset).
+    // Unbacks everything, takes every user's file out and zeroes the whole window (reset).
     void clear() GF_EXCLUDES(layout_lock_);
+
+    // Users' memory files (Bar1Bindings): ranges of BAR1 that are the pages of a user's file
+    // at the same offset. The device decides what a user may bind; scrub() and clear(), and
+    // drop_bound() when memory is freed, take bindings out by themselves.
+    Result<void> bind_file(Bar1FileId file, int fd, uint64_t offset, uint64_t size, bool move_in)
+        GF_EXCLUDES(layout_lock_);
+    void unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
+    void drop_bound(uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
+    Result<bool> retire_file(Bar1FileId file, int fd) GF_EXCLUDES(layout_lock_);
+    void forget_file(Bar1FileId file) GF_EXCLUDES(layout_lock_);
+    size_t bound_count() const GF_EXCLUDES(layout_lock_);
+
+    // The host's view of all of BAR1, backed or not (the node's bar1 file); ENXIO unless the
+    // range lies inside the window.
+    Result<void> copy_out(uint64_t offset, std::span<std::byte> out) const
+        GF_EXCLUDES(layout_lock_);
+    Result<void> copy_in(uint64_t offset, std::span<const std::byte> in) GF_EXCLUDES(layout_lock_);
 
     // Layout queries.
     std::vector<MemoryMappingTable::Mapping> mappings_starting_within(uint64_t offset,
@@ -64,15 +84,20 @@ class Bar1Memory {
         GF_REQUIRES_SHARED(layout_lock_);
 
   private:
-    explicit Bar1Memory(Mapping window) : window_(std::move(window)) {}
+    Bar1Memory(Mapping window, size_t max_bindings)
+        : window_(std::move(window)),
+          bindings_(std::span(window_.data(), window_.length()),
+                    static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)), max_bindings) {}
 
-    // Gives the pages of [offset, offset + size) back to the kernel.
+    // Gives the pages of [offset, offset + size) back to the kernel, users' files' pages there
+    // included (they stay bound, and read zero).
     Result<void> release_pages(uint64_t offset, uint64_t size) GF_REQUIRES(layout_lock_);
 
     // The reservation itself never moves; only what is backed inside it changes.
     const Mapping window_;
     mutable SharedMutex layout_lock_;
     MemoryMappingTable mappings_ GF_GUARDED_BY(layout_lock_);
+    Bar1Bindings bindings_ GF_GUARDED_BY(layout_lock_);
 };
 
 }  // namespace gf::device

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 namespace gf::device {
@@ -18,6 +19,9 @@ struct DeviceConfig {
     // How long DESTROY_HANDLE and reset wait for a context's own thread to stop (context.h);
     // one that takes longer has lost its BAR1 access already and is joined later.
     std::chrono::milliseconds context_stop_timeout{1000};
+    // At most this many BAR1 ranges bound to users' memory files at once: each is a mapping
+    // of the process's, and the process must stay clear of vm.max_map_count.
+    size_t max_bar1_bindings = 30000;
 };
 
 }  // namespace gf::device

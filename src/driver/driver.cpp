@@ -69,8 +69,9 @@ Driver::~Driver() {
     remove();
 }
 
-Result<std::shared_ptr<File>> Driver::open() {
-    return File::open(runtime_);
+Result<std::shared_ptr<File>> Driver::open(const OpenOptions& options) {
+    // area_ outlives the open: remove() waits for running operations before resetting it.
+    return File::open(runtime_, options.memory && area_ ? &*area_ : nullptr);
 }
 
 void Driver::remove() {

@@ -35,6 +35,13 @@ struct DriverStats {
 class File;
 struct Runtime;
 
+struct OpenOptions {
+    // Give the file a memory file of its own that maps its blocks and claims (what a kernel
+    // driver's mmap gives): File::memory_fd(). Where the platform cannot isolate one file's
+    // memory from another's (a real device), the file gets none.
+    bool memory = false;
+};
+
 class Driver {
     struct PrivateTag {
         explicit PrivateTag() = default;
@@ -55,7 +62,7 @@ class Driver {
 
     // A new open file with its own host handle and ping page; ENODEV once
     // remove() has started.
-    Result<std::shared_ptr<File>> open();
+    Result<std::shared_ptr<File>> open(const OpenOptions& options = {});
 
     // Unbind: refuse new files and calls (ENODEV), wait for running calls,
     // revoke live files (destroy handle, free blocks), disable the device,

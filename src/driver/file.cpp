@@ -37,14 +37,25 @@ int with_argument(std::span<std::byte> arg, Op&& op) {
 
 }  // namespace
 
-Result<std::shared_ptr<File>> File::open(const std::shared_ptr<Runtime>& runtime) {
+Result<std::shared_ptr<File>> File::open(const std::shared_ptr<Runtime>& runtime,
+                                         const pci::SharedMemoryBar* area) {
     auto operation = GF_TRY(runtime->gate.enter());
+    std::optional<pci::BarFile> memory;
+    if (area != nullptr) {
+        Result<pci::BarFile> opened = pci::BarFile::open(runtime->device, *area);
+        if (opened) {
+            memory.emplace(std::move(*opened));
+        } else if (opened.error().value() != ENODEV) {
+            return fail(opened.error());  // ENODEV: this platform maps nothing
+        }
+    }
     pci::DmaPage ping_page = GF_TRY(pci::DmaPage::allocate(runtime->device));
     const uint32_t handle = GF_TRY(runtime->controller.gen_handle());
     ScopeGuard destroy_handle([&] { (void)runtime->controller.destroy_handle(handle); });
     GF_TRY(runtime->controller.tell_ping_info_addr(handle, ping_page.phys_addr()));
 
-    auto file = std::make_shared<File>(PrivateTag{}, runtime, handle, std::move(ping_page));
+    auto file = std::make_shared<File>(PrivateTag{}, runtime, handle, std::move(ping_page),
+                                       std::move(memory));
     // From here the file owns the handle: its release() destroys it.
     destroy_handle.dismiss();
     runtime->register_file(file.get());
@@ -52,8 +63,12 @@ Result<std::shared_ptr<File>> File::open(const std::shared_ptr<Runtime>& runtime
     return file;
 }
 
-File::File(PrivateTag, std::shared_ptr<Runtime> runtime, uint32_t handle, pci::DmaPage ping_page)
-    : runtime_(std::move(runtime)), handle_(handle), ping_page_(std::move(ping_page)) {}
+File::File(PrivateTag, std::shared_ptr<Runtime> runtime, uint32_t handle, pci::DmaPage ping_page,
+           std::optional<pci::BarFile> memory)
+    : runtime_(std::move(runtime)),
+      handle_(handle),
+      ping_page_(std::move(ping_page)),
+      memory_(std::move(memory)) {}
 
 File::~File() {
     release();
@@ -122,6 +137,15 @@ Result<goldfish_address_space_allocate_block> File::allocate_block(uint64_t size
         }
         return fail(EIO);
     }
+    // What a kernel driver's mmap would map: the block's BAR1 pages, here bound
+    // into this file's memory file once, at allocation.
+    if (memory_) {
+        if (Result<void> bound = memory_->bind(block.offset, block.size, pci::BarBinding::kFresh);
+            !bound) {
+            blocks_.erase(block.offset);
+            return fail(bound.error().value() == EBUSY ? EIO : bound.error().value());
+        }
+    }
     free_on_host.dismiss();
     runtime_->blocks.fetch_add(1, std::memory_order_relaxed);
     runtime_->block_bytes.fetch_add(block.size, std::memory_order_relaxed);
@@ -187,6 +211,11 @@ Result<void> File::claim_shared(uint64_t offset, uint64_t size) {
     }
     claims_.insert(offset, size);
     runtime_->claims.fetch_add(1, std::memory_order_relaxed);
+    if (memory_) {
+        // Refused when the range is not host memory, or another file holds it: the
+        // claim then stays bookkeeping, and no file ever sees another's memory.
+        (void)memory_->bind(offset, size, pci::BarBinding::kHeld);
+    }
     return {};
 }
 
@@ -194,9 +223,14 @@ Result<void> File::unclaim_shared(uint64_t offset) {
     auto operation = GF_TRY(runtime_->gate.enter());
     MutexLock lock(mutex_);
     GF_TRY(check_live_locked());
-    if (!claims_.erase(offset)) {
+    const auto size = claims_.find(offset);
+    if (!size) {
         return fail(ENXIO);
     }
+    if (memory_) {
+        memory_->unbind(offset, *size);  // the host gets its memory back, with what we wrote
+    }
+    claims_.erase(offset);
     runtime_->claims.fetch_sub(1, std::memory_order_relaxed);
     return {};
 }
@@ -214,12 +248,35 @@ FileBooks File::books() const {
     return books;
 }
 
+std::optional<int> File::memory_fd() const {
+    MutexLock lock(mutex_);
+    if (!memory_) {
+        return std::nullopt;
+    }
+    return memory_->fd();
+}
+
 void File::release() {
+    release_impl(/*only_if_unmapped=*/false);
+}
+
+bool File::release_if_unmapped() {
+    return release_impl(/*only_if_unmapped=*/true);
+}
+
+bool File::release_impl(bool only_if_unmapped) {
     {
         // The usual path, without the runtime-wide lock.
         auto operation = runtime_->gate.enter();
         if (operation) {
             MutexLock lock(mutex_);
+            if (only_if_unmapped && live_ && memory_) {
+                // An error here (the platform could not tell) releases anyway.
+                Result<bool> retired = memory_->retire();
+                if (retired && !*retired) {
+                    return false;
+                }
+            }
             cleanup_locked();
         }
     }
@@ -227,6 +284,7 @@ void File::release() {
     // under the file list's lock, before unbind's revocation reaches this file
     // (and while BAR0 is still mapped) or after it (a no-op).
     runtime_->retire_file(this);
+    return true;
 }
 
 void File::revoke() {
@@ -253,9 +311,16 @@ void File::cleanup_locked() {
         runtime_->block_bytes.fetch_sub(size, std::memory_order_relaxed);
     }
     blocks_.clear();
-    // Claims are host-owned ranges: dropping the bookkeeping is all there is.
+    // Claims are host-owned ranges: the host gets back what this file held of
+    // them (the device took the blocks out of the memory file as it freed them).
+    if (memory_) {
+        for (const auto& [offset, size] : claims_.ranges()) {
+            memory_->unbind(offset, size);
+        }
+    }
     runtime_->claims.fetch_sub(claims_.count(), std::memory_order_relaxed);
     claims_.clear();
+    memory_.reset();
     ping_page_.reset();
     runtime_->open_files.fetch_sub(1, std::memory_order_relaxed);
 }

@@ -1,82 +1,167 @@
 #define FUSE_USE_VERSION 35
 #include "node/fuse_node.h"
 
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "base/checked.h"
+#include "base/unique_fd.h"
 #include "driver/driver.h"
 #include "driver/file.h"
 
 namespace gf::node {
 namespace {
 
+// Inode numbers: the root and the two fixed files keep theirs; every lookup of the node
+// gets a fresh node id from kFirstNodeId up, while stat() always shows kNodeIno.
 constexpr fuse_ino_t kNodeIno = 2;
 constexpr fuse_ino_t kStatusIno = 3;
-constexpr double kAttrTimeout = 1.0;
+constexpr fuse_ino_t kBar1Ino = 4;
+constexpr uint64_t kFirstNodeId = 16;
+constexpr double kFixedTimeout = 1.0;
+constexpr auto kInitLimit = std::chrono::seconds(10);
+// How often files closed with live mappings are checked again.
+constexpr auto kLingerRetry = std::chrono::milliseconds(50);
+
+bool is_node(fuse_ino_t ino) {
+    return ino >= kFirstNodeId;
+}
+
+std::string kernel_release() {
+    utsname u{};
+    return ::uname(&u) == 0 ? u.release : "unknown";
+}
+
 }  // namespace
 
-// What fi->fh points to for an open of the node or of the status file.
+// What fi->fh points to for an open of the node, the status file or the bar1 file.
 struct FuseNode::OpenNode {
+    fuse_ino_t ino = 0;
     std::shared_ptr<driver::File> file;  // the node
+    int32_t backing_id = 0;              // the node's passthrough registration, if any
     std::string status;                  // the status file: a snapshot taken at open
 };
 
 struct FuseNode::Ops {
     static FuseNode& self(fuse_req_t req) {
-        return *static_cast<FuseNode*>(fuse_req_userdata(req));
+        return static_cast<passthrough::Shim*>(fuse_req_userdata(req))->context<FuseNode>();
     }
 
     static struct stat attributes(const FuseNode& node, fuse_ino_t ino) {
         struct stat st {};
-        st.st_ino = ino;
+        st.st_ino = is_node(ino) ? kNodeIno : ino;
         st.st_nlink = ino == FUSE_ROOT_ID ? 2 : 1;
         st.st_atime = st.st_mtime = st.st_ctime = node.start_time_;
         if (ino == FUSE_ROOT_ID) {
             st.st_mode = S_IFDIR | 0755;
-        } else if (ino == kNodeIno) {
+        } else if (is_node(ino) || ino == kNodeIno) {
             st.st_mode = S_IFREG | (node.config_.mode & 07777);
             st.st_uid = node.config_.uid;
             st.st_gid = node.config_.gid;
+            st.st_size = static_cast<off_t>(node.config_.node_size);
+        } else if (ino == kBar1Ino) {
+            st.st_mode = S_IFREG | 0600;  // root only: it shows every file's memory
+            st.st_size = static_cast<off_t>(node.config_.bar1 ? node.config_.bar1->size : 0);
         } else {
             st.st_mode = S_IFREG | 0444;
         }
         return st;
     }
 
+    static bool is_live_node(FuseNode& node, fuse_ino_t ino) {
+        MutexLock lock(node.nodes_mutex_);
+        return node.nodes_.contains(ino);
+    }
+
     static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-        fuse_ino_t ino = 0;
+        FuseNode& node = self(req);
+        fuse_entry_param e{};
         if (parent == FUSE_ROOT_ID && std::strcmp(name, kNodeFileName) == 0) {
-            ino = kNodeIno;
-        } else if (parent == FUSE_ROOT_ID && std::strcmp(name, kStatusFileName) == 0) {
+            // A fresh node id that is never cached: every open walks the name again and
+            // gets an inode, and so a memory file, of its own.
+            {
+                MutexLock lock(node.nodes_mutex_);
+                e.ino = node.next_node_id_++;
+                e.generation = node.generations_();
+                node.nodes_[e.ino] = NodeEntry{1, false};
+            }
+            e.attr = attributes(node, e.ino);
+            if (fuse_reply_entry(req, &e) != 0) {
+                MutexLock lock(node.nodes_mutex_);
+                node.nodes_.erase(e.ino);  // the kernel never got it, so never forgets it
+            }
+            return;
+        }
+        fuse_ino_t ino = 0;
+        if (parent == FUSE_ROOT_ID && std::strcmp(name, kStatusFileName) == 0) {
             ino = kStatusIno;
+        } else if (parent == FUSE_ROOT_ID && std::strcmp(name, kBar1FileName) == 0 &&
+                   node.config_.bar1) {
+            ino = kBar1Ino;
         } else {
             fuse_reply_err(req, ENOENT);
             return;
         }
-        fuse_entry_param e{};
         e.ino = ino;
-        e.attr = attributes(self(req), ino);
-        e.attr_timeout = kAttrTimeout;
-        e.entry_timeout = kAttrTimeout;
+        e.attr = attributes(node, ino);
+        e.attr_timeout = kFixedTimeout;
+        e.entry_timeout = kFixedTimeout;
         fuse_reply_entry(req, &e);
     }
 
+    static void forget_one(FuseNode& node, fuse_ino_t ino, uint64_t nlookup) {
+        if (!is_node(ino)) {
+            return;
+        }
+        MutexLock lock(node.nodes_mutex_);
+        auto it = node.nodes_.find(ino);
+        if (it == node.nodes_.end()) {
+            return;
+        }
+        it->second.lookups -= std::min(it->second.lookups, nlookup);
+        if (it->second.lookups == 0) {
+            node.nodes_.erase(it);
+        }
+    }
+
+    static void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+        forget_one(self(req), ino, nlookup);
+        fuse_reply_none(req);
+    }
+
+    static void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+        FuseNode& node = self(req);
+        for (size_t i = 0; i < count; ++i) {
+            forget_one(node, forgets[i].ino, forgets[i].nlookup);
+        }
+        fuse_reply_none(req);
+    }
+
     static void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-        if (ino != FUSE_ROOT_ID && ino != kNodeIno && ino != kStatusIno) {
+        FuseNode& node = self(req);
+        const bool known = ino == FUSE_ROOT_ID || ino == kStatusIno ||
+                           (ino == kBar1Ino && node.config_.bar1) ||
+                           (is_node(ino) && is_live_node(node, ino));
+        if (!known) {
             fuse_reply_err(req, ENOENT);
             return;
         }
-        struct stat st = attributes(self(req), ino);
-        fuse_reply_attr(req, &st, kAttrTimeout);
+        struct stat st = attributes(node, ino);
+        fuse_reply_attr(req, &st, is_node(ino) ? 0.0 : kFixedTimeout);
     }
 
     static void setattr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) {
-        fuse_reply_err(req, EPERM);  // the mode is the daemon's --mode / --group
+        fuse_reply_err(req, EPERM);  // modes are the daemon's --mode / --group; sizes are fixed
     }
 
     static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -89,13 +174,16 @@ struct FuseNode::Ops {
             fuse_ino_t ino;
             mode_t type;
         };
-        const Entry entries[] = {{".", FUSE_ROOT_ID, S_IFDIR},
-                                 {"..", FUSE_ROOT_ID, S_IFDIR},
-                                 {kNodeFileName, kNodeIno, S_IFREG},
-                                 {kStatusFileName, kStatusIno, S_IFREG}};
+        std::vector<Entry> entries = {{".", FUSE_ROOT_ID, S_IFDIR},
+                                      {"..", FUSE_ROOT_ID, S_IFDIR},
+                                      {kNodeFileName, kNodeIno, S_IFREG},
+                                      {kStatusFileName, kStatusIno, S_IFREG}};
+        if (self(req).config_.bar1) {
+            entries.push_back({kBar1FileName, kBar1Ino, S_IFREG});
+        }
         std::vector<char> buf(size);
         size_t used = 0;
-        for (off_t i = off; i >= 0 && i < static_cast<off_t>(std::size(entries)); ++i) {
+        for (off_t i = off; i >= 0 && i < static_cast<off_t>(entries.size()); ++i) {
             struct stat st {};
             st.st_ino = entries[i].ino;
             st.st_mode = entries[i].type;
@@ -109,29 +197,63 @@ struct FuseNode::Ops {
         fuse_reply_buf(req, buf.data(), used);
     }
 
+    // Opens a driver file for node id `ino`, with its memory registered for passthrough.
+    static int open_node_file(FuseNode& node, fuse_ino_t ino, OpenNode& open_node) {
+        {
+            // Once in its life: a second OPEN of a node id comes from a re-open route
+            // (/proc/PID/fd, map_files, a file handle) into that file's memory.
+            MutexLock lock(node.nodes_mutex_);
+            auto it = node.nodes_.find(ino);
+            if (it == node.nodes_.end() || it->second.opened) {
+                return EBUSY;
+            }
+            it->second.opened = true;
+        }
+        driver::OpenOptions options;
+        options.memory = node.mmap_available_;
+        Result<std::shared_ptr<driver::File>> file = node.driver_.open(options);
+        if (!file) {
+            return file.error().value();
+        }
+        open_node.file = std::move(*file);
+        if (std::optional<int> memory = open_node.file->memory_fd()) {
+            Result<int32_t> id = passthrough::Shim::open_backing(node.fuse_fd_, *memory);
+            if (!id) {
+                open_node.file->release();
+                return id.error().value();
+            }
+            open_node.backing_id = *id;
+            passthrough::Shim::set_backing_id_for_this_reply(*id);
+        }
+        return 0;
+    }
+
     static void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         FuseNode& node = self(req);
         auto open_node = std::make_unique<OpenNode>();
-        if (ino == kNodeIno) {
-            Result<std::shared_ptr<driver::File>> file = node.driver_.open();
-            if (!file) {
-                fuse_reply_err(req, file.error().value());
+        open_node->ino = ino;
+        // A device, not a file: no page cache, so read and write reach the daemon (which
+        // refuses them on the node) while mmap goes to the memory file. The kernel refuses
+        // (EIO) a passthrough open that is also non-seekable, so only status is.
+        fi->direct_io = 1;
+        if (is_node(ino)) {
+            if (int err = open_node_file(node, ino, *open_node); err != 0) {
+                fuse_reply_err(req, err);
                 return;
             }
-            open_node->file = std::move(*file);
         } else if (ino == kStatusIno) {
             if ((fi->flags & O_ACCMODE) != O_RDONLY) {
                 fuse_reply_err(req, EACCES);
                 return;
             }
             open_node->status = node.status_();
+            fi->nonseekable = 1;
+        } else if (ino == kBar1Ino && node.config_.bar1) {
+            // pread/pwrite address BAR1 by file offset.
         } else {
             fuse_reply_err(req, EISDIR);
             return;
         }
-        // A device, not a file: no page cache, no seeking.
-        fi->direct_io = 1;
-        fi->nonseekable = 1;
         fi->fh = reinterpret_cast<uint64_t>(open_node.get());
         {
             MutexLock lock(node.open_mutex_);
@@ -140,12 +262,13 @@ struct FuseNode::Ops {
         OpenNode* raw = open_node.release();
         if (fuse_reply_open(req, fi) != 0) {
             // The opener is gone (interrupted): nobody will release this file.
-            drop(node, raw);
+            finish(node, raw);
         }
     }
 
-    // Ends an open file: its driver file releases its handle and blocks.
-    static void drop(FuseNode& node, OpenNode* open_node) {
+    // Ends an open file: its driver file releases its handle and blocks, unless a client
+    // still maps its memory; then it lingers until the reaper finds the mapping gone.
+    static void finish(FuseNode& node, OpenNode* open_node) {
         {
             MutexLock lock(node.open_mutex_);
             if (node.open_nodes_.erase(open_node) == 0) {
@@ -153,19 +276,51 @@ struct FuseNode::Ops {
             }
         }
         std::unique_ptr<OpenNode> owned(open_node);
-        if (owned->file) {
-            owned->file->release();
+        if (owned->backing_id > 0) {
+            // Only a lookup handle: mappings keep the memory file itself.
+            passthrough::Shim::close_backing(node.fuse_fd_, owned->backing_id);
+            owned->backing_id = 0;
+        }
+        if (!owned->file || owned->file->release_if_unmapped()) {
+            return;
+        }
+        {
+            MutexLock lock(node.open_mutex_);
+            if (!node.stopping_) {
+                node.lingering_.insert(owned.release());
+            }
+        }
+        node.lingering_cv_.notify_one();
+        if (owned) {
+            owned->file->release();  // stopping: stop() releases everything anyway
         }
     }
 
     static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
         // Sound: fh is the OpenNode this node's open() handed to the kernel, and
         // the kernel sends exactly one release per successful open.
-        drop(self(req), reinterpret_cast<OpenNode*>(fi->fh));
+        finish(self(req), reinterpret_cast<OpenNode*>(fi->fh));
         fuse_reply_err(req, 0);
     }
 
     static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+        FuseNode& node = self(req);
+        if (ino == kBar1Ino && node.config_.bar1) {
+            const Bar1Access& bar1 = *node.config_.bar1;
+            if (off < 0 || static_cast<uint64_t>(off) >= bar1.size) {
+                fuse_reply_err(req, ENXIO);  // outside BAR1
+                return;
+            }
+            const uint64_t n = std::min<uint64_t>(size, bar1.size - static_cast<uint64_t>(off));
+            std::vector<std::byte> buf(n);
+            Result<size_t> got = bar1.read(static_cast<uint64_t>(off), buf);
+            if (!got) {
+                fuse_reply_err(req, got.error().value());
+                return;
+            }
+            fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *got);
+            return;
+        }
         if (ino != kStatusIno) {
             fuse_reply_err(req, EINVAL);  // the kernel driver has no read: EINVAL
             return;
@@ -181,13 +336,31 @@ struct FuseNode::Ops {
         fuse_reply_buf(req, slice.data(), slice.size());
     }
 
-    static void write(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_file_info*) {
-        fuse_reply_err(req, ino == kNodeIno ? EINVAL : EBADF);
+    static void write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
+                      fuse_file_info*) {
+        FuseNode& node = self(req);
+        if (ino == kBar1Ino && node.config_.bar1) {
+            const Bar1Access& bar1 = *node.config_.bar1;
+            if (off < 0 || !range_within(static_cast<uint64_t>(off), size, bar1.size)) {
+                fuse_reply_err(req, ENXIO);  // not wholly inside BAR1: nothing written
+                return;
+            }
+            Result<size_t> put = bar1.write(
+                static_cast<uint64_t>(off),
+                std::span(reinterpret_cast<const std::byte*>(data), size));
+            if (!put) {
+                fuse_reply_err(req, put.error().value());
+                return;
+            }
+            fuse_reply_write(req, *put);
+            return;
+        }
+        fuse_reply_err(req, is_node(ino) ? EINVAL : EBADF);
     }
 
     static void ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi,
                       unsigned flags, const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
-        if (ino != kNodeIno) {
+        if (!is_node(ino)) {
             fuse_reply_err(req, ENOTTY);
             return;
         }
@@ -225,6 +398,8 @@ struct FuseNode::Ops {
     static constexpr fuse_lowlevel_ops table() {
         fuse_lowlevel_ops ops{};
         ops.lookup = lookup;
+        ops.forget = forget;
+        ops.forget_multi = forget_multi;
         ops.getattr = getattr;
         ops.setattr = setattr;
         ops.readdir = readdir;
@@ -238,7 +413,12 @@ struct FuseNode::Ops {
 };
 
 FuseNode::FuseNode(FuseNodeConfig config, driver::Driver& driver, StatusFn status)
-    : config_(std::move(config)), driver_(driver), status_(std::move(status)) {}
+    : config_(std::move(config)),
+      driver_(driver),
+      status_(std::move(status)),
+      shim_(config_.no_mmap_reason.empty(), this),
+      next_node_id_(kFirstNodeId),
+      generations_(std::random_device{}()) {}
 
 Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
                                                   driver::Driver& driver, StatusFn status) {
@@ -248,23 +428,67 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
     std::unique_ptr<FuseNode> node(new FuseNode(config, driver, std::move(status)));
     node->start_time_ = ::time(nullptr);
 
-    // Mount options: anyone may use the node as far as its mode allows, and the
-    // kernel checks that mode (default_permissions).
-    std::string fsname = "fsname=goldfish-asd,subtype=goldfish-asd";
-    const char* argv[] = {"goldfish-asd", "-o", "allow_other,default_permissions", "-o",
-                          fsname.c_str()};
-    fuse_args args = FUSE_ARGS_INIT(static_cast<int>(std::size(argv)), const_cast<char**>(argv));
+    UniqueFd fuse_fd(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
+    if (!fuse_fd) {
+        return fail(errno);
+    }
+    // A directory-root mount that anyone may use as far as the files' modes allow, with
+    // the kernel checking those modes (default_permissions). The daemon mounts it itself
+    // (it is root) because the shim must own the /dev/fuse fd.
+    const std::string options = "fd=" + std::to_string(fuse_fd.get()) +
+                                ",rootmode=40000,user_id=0,group_id=0,allow_other,"
+                                "default_permissions";
+    if (::mount("goldfish-asd", config.mount_dir.c_str(), "fuse.goldfish-asd",
+                MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
+        return fail(errno);
+    }
+    node->mounted_ = true;
+
+    const char* argv[] = {"goldfish-asd"};
+    fuse_args args = FUSE_ARGS_INIT(1, const_cast<char**>(argv));
     static constexpr fuse_lowlevel_ops ops = Ops::table();
-    node->session_ = fuse_session_new(&args, &ops, sizeof ops, node.get());
+    node->session_ = fuse_session_new(&args, &ops, sizeof ops, &node->shim_);
     fuse_opt_free_args(&args);  // fuse_session_new may have copied them onto the heap
     if (node->session_ == nullptr) {
         return fail(EINVAL);
     }
-    if (fuse_session_mount(node->session_, config.mount_dir.c_str()) != 0) {
-        return fail(ENODEV);
-    }
-    node->mounted_ = true;
+    node->fuse_fd_ = fuse_fd.get();
+    GF_TRY(node->shim_.install(node->session_, fuse_fd.get()));
+    fuse_fd.release();  // the session closes it
     node->workers_ = std::make_unique<FuseWorkers>(node->session_, config.threads);
+
+    // The kernel sends INIT as soon as the mount exists; the answer says whether
+    // passthrough (and so mmap) is on.
+    const auto deadline = std::chrono::steady_clock::now() + kInitLimit;
+    while (!node->shim_.init_done()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return fail(ETIMEDOUT);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!config.no_mmap_reason.empty()) {
+        node->mmap_reason_ = config.no_mmap_reason;
+    } else if ((node->shim_.kernel_flags() & passthrough::kInitPassthrough) == 0) {
+        node->mmap_reason_ = "kernel " + kernel_release() +
+                             " has no FUSE passthrough (it needs Linux 6.9 or later built with "
+                             "CONFIG_FUSE_PASSTHROUGH)";
+    } else if (!node->shim_.negotiated()) {
+        node->mmap_reason_ = "the kernel did not accept FUSE passthrough";
+    } else {
+        // Registering a backing file needs CAP_SYS_ADMIN in the initial user namespace.
+        UniqueFd probe(::memfd_create("goldfish-asd-probe", MFD_CLOEXEC));
+        Result<int32_t> id = probe ? passthrough::Shim::open_backing(node->fuse_fd_, probe.get())
+                                   : Result<int32_t>(fail(errno));
+        if (id) {
+            passthrough::Shim::close_backing(node->fuse_fd_, *id);
+            node->mmap_available_ = true;
+        } else {
+            node->mmap_reason_ = std::string("FUSE passthrough refused a backing file: ") +
+                                 std::strerror(id.error().value()) +
+                                 (id.error().value() == EPERM ? " (it needs CAP_SYS_ADMIN)" : "");
+        }
+    }
+    node->reaper_ = std::thread([raw = node.get()] { raw->reap_lingering(); });
     return node;
 }
 
@@ -272,24 +496,67 @@ std::string FuseNode::node_file() const {
     return config_.mount_dir + "/" + kNodeFileName;
 }
 
+uint64_t FuseNode::lingering_files() const {
+    MutexLock lock(open_mutex_);
+    return lingering_.size();
+}
+
+void FuseNode::reap_lingering() {
+    for (;;) {
+        std::vector<OpenNode*> candidates;
+        {
+            MutexLock lock(open_mutex_);
+            if (stopping_) {
+                return;
+            }
+            candidates.assign(lingering_.begin(), lingering_.end());
+        }
+        for (OpenNode* open_node : candidates) {
+            // Only this thread and stop() (after joining it) take files out of lingering_.
+            if (open_node->file->release_if_unmapped()) {
+                MutexLock lock(open_mutex_);
+                lingering_.erase(open_node);
+                delete open_node;
+            }
+        }
+        std::unique_lock<std::mutex> wait(open_mutex_.native());
+        // Sound: `wait` holds open_mutex_, which the predicates read under.
+        if (candidates.empty()) {
+            lingering_cv_.wait(wait, [this]() GF_NO_THREAD_SAFETY_ANALYSIS {
+                return stopping_ || !lingering_.empty();
+            });
+        } else {
+            lingering_cv_.wait_for(wait, kLingerRetry,
+                                   [this]() GF_NO_THREAD_SAFETY_ANALYSIS { return stopping_; });
+        }
+    }
+}
+
 void FuseNode::stop() {
-    if (session_ == nullptr) {
-        return;
+    {
+        MutexLock lock(open_mutex_);
+        stopping_ = true;
+    }
+    lingering_cv_.notify_all();
+    if (reaper_.joinable()) {
+        reaper_.join();
     }
     workers_.reset();  // calls being processed finish first
     if (mounted_) {
-        fuse_session_unmount(session_);
+        ::umount2(config_.mount_dir.c_str(), MNT_DETACH);
         mounted_ = false;
     }
-    // Closing /dev/fuse aborts the connection: a client still holding a file
-    // gets ENOTCONN instead of waiting for a daemon that is gone.
-    fuse_session_destroy(session_);
-    session_ = nullptr;
-
+    if (session_ != nullptr) {
+        // Closing /dev/fuse aborts the connection: a client still holding a file
+        // gets ENOTCONN instead of waiting for a daemon that is gone.
+        fuse_session_destroy(session_);
+        session_ = nullptr;
+    }
     std::set<OpenNode*> left;
     {
         MutexLock lock(open_mutex_);
         left.swap(open_nodes_);
+        left.merge(lingering_);
     }
     for (OpenNode* open_node : left) {
         std::unique_ptr<OpenNode> owned(open_node);

@@ -1,6 +1,7 @@
-// Puts the FUSE file at the node path with a bind mount, so programs open the
-// path they expect (/dev/goldfish_address_space) while the file system lives in
-// the daemon's own directory.
+// Puts the node at the path programs open (/dev/goldfish_address_space) as a symlink to the
+// node file inside the daemon's FUSE mount. Only a symlink makes every open look the name
+// up afresh, which gives each open an inode, and so memory, of its own (a bind mount or a
+// file-root mount would share one inode among all opens).
 #pragma once
 
 #include <string>
@@ -11,11 +12,12 @@ namespace gf::node {
 
 class NodeBinding {
   public:
-    // Creates an empty file at `node_path` if nothing is there (and removes it
-    // again on unbind); an existing path must be a regular file (EEXIST otherwise,
-    // e.g. the character device of a kernel driver). Stale bindings of a dead
-    // daemon are cleared first; something else mounted there is EBUSY.
-    static Result<NodeBinding> bind(const std::string& source, const std::string& node_path);
+    // Creates the symlink at `node_path` pointing to `target`. A symlink already there that
+    // points into `state_dir` (a dead daemon's) is replaced, and so is a stale bind mount
+    // of an older daemon; anything else at the path is EEXIST (e.g. the character device of
+    // a kernel driver), something else mounted there EBUSY.
+    static Result<NodeBinding> bind(const std::string& target, const std::string& node_path,
+                                    const std::string& state_dir);
 
     NodeBinding(NodeBinding&& other) noexcept;
     NodeBinding& operator=(NodeBinding&&) = delete;
@@ -27,10 +29,10 @@ class NodeBinding {
     void unbind();
 
   private:
-    NodeBinding(std::string node_path, bool created)
-        : node_path_(std::move(node_path)), created_(created), bound_(true) {}
+    NodeBinding(std::string node_path, std::string target)
+        : node_path_(std::move(node_path)), target_(std::move(target)), bound_(true) {}
     std::string node_path_;
-    bool created_ = false;
+    std::string target_;
     bool bound_ = false;
 };
 

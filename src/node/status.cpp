@@ -32,7 +32,12 @@ std::string to_json(const Status& s) {
         {"claims", s.claims},
         {"contexts", contexts},
         {"area_free_bytes", s.area_free_bytes},
+        {"mmap", s.mmap},
+        {"lingering_files", s.lingering_files},
     };
+    if (!s.mmap) {
+        j["mmap_unavailable"] = s.mmap_reason;
+    }
     return j.dump(2) + "\n";
 }
 
@@ -53,7 +58,17 @@ Result<Status> status_from_json(std::string_view json) {
     bool ok = number("bar1_phys_start", s.bar1_phys_start) && number("bar1_size", s.bar1_size) &&
               number("open_files", s.open_files) && number("handles", s.handles) &&
               number("blocks", s.blocks) && number("block_bytes", s.block_bytes) &&
-              number("claims", s.claims) && number("area_free_bytes", s.area_free_bytes);
+              number("claims", s.claims) && number("area_free_bytes", s.area_free_bytes) &&
+              number("lingering_files", s.lingering_files);
+    auto mmap = j.find("mmap");
+    ok = ok && mmap != j.end() && mmap->is_boolean();
+    if (ok) {
+        s.mmap = mmap->get<bool>();
+        auto reason = j.find("mmap_unavailable");
+        if (reason != j.end() && reason->is_string()) {
+            s.mmap_reason = reason->get<std::string>();
+        }
+    }
     auto node = j.find("node");
     auto device = j.find("device");
     auto contexts = j.find("contexts");
@@ -93,6 +108,8 @@ std::string to_text(const Status& s) {
     }
     line("contexts", contexts.empty() ? "none" : contexts);
     line("BAR1 free", std::to_string(s.area_free_bytes) + " bytes");
+    line("mmap", s.mmap ? "available" : "unavailable: " + s.mmap_reason);
+    line("lingering files", std::to_string(s.lingering_files));
     return out;
 }
 

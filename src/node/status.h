@@ -23,6 +23,10 @@ struct Status {
     uint64_t claims = 0;
     std::map<uint32_t, uint64_t> contexts;  // live contexts by type
     uint64_t area_free_bytes = 0;
+    bool mmap = false;        // whether opens of the node can be mapped
+    std::string mmap_reason;  // if not, why
+    // Files closed while a client still maps their memory: kept until the mapping goes.
+    uint64_t lingering_files = 0;
 };
 
 std::string to_json(const Status& status);

@@ -47,9 +47,22 @@ struct DmaBuffer {
     std::uintptr_t cookie = 0;
 };
 
+// One user's private view of a memory BAR (pci::BarFile): a file whose pages at BAR offset N
+// are the BAR's memory at N wherever the view is bound, and nothing anyone else holds.
+struct BarFileHandle {
+    int fd = -1;               // owned by the backend until close_bar_file
+    std::uintptr_t cookie = 0;  // the backend's own
+};
+
+// How a range comes into a view.
+enum class BarBinding : uint8_t {
+    kFresh,  // a block just given to this user: it starts zeroed
+    kHeld,   // memory the host holds (a claim): what the host put there moves into the view
+};
+
 // What a platform must provide. pci::Device serializes every call except
-// read32/write32 and the DMA calls; those may arrive from several threads at
-// once (the driver orders register sequences under its own lock).
+// read32/write32, the DMA calls and the BAR-file calls; those may arrive from several
+// threads at once (the driver orders register sequences under its own lock).
 class Backend {
   public:
     virtual ~Backend() = default;
@@ -84,6 +97,24 @@ class Backend {
     // told to read it: a userspace page can be migrated. EIO if it moved.
     virtual Result<void> verify_dma_page(const DmaBuffer& /*buffer*/) { return {}; }
     virtual size_t page_size() const = 0;
+
+    // Private views of a memory BAR, for users that map BAR memory (a kernel driver's mmap).
+    // ENODEV where the platform cannot give every user a view of its own.
+    virtual Result<BarFileHandle> open_bar_file(unsigned /*bar*/) { return fail(ENODEV); }
+    // EPERM: the range is not the user's to bind (not a block of the device's, or, for
+    // kHeld, not memory the host holds); EBUSY: another view has it; ENOMEM: no room.
+    virtual Result<void> bind_bar_file(const BarFileHandle& /*file*/, uint64_t /*offset*/,
+                                       uint64_t /*size*/, BarBinding /*how*/) {
+        return fail(ENODEV);
+    }
+    // Takes a range bound to this view out of it (a kHeld range's contents go back to the
+    // host); a range it does not hold is left alone.
+    virtual void unbind_bar_file(const BarFileHandle& /*file*/, uint64_t /*offset*/,
+                                 uint64_t /*size*/) {}
+    // If no user maps the view writably any more, takes everything out of it and returns
+    // true; otherwise changes nothing and returns false.
+    virtual Result<bool> retire_bar_file(const BarFileHandle& /*file*/) { return true; }
+    virtual void close_bar_file(const BarFileHandle& /*file*/) {}
 };
 
 }  // namespace gf::pci

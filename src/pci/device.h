@@ -51,6 +51,7 @@ class Device {
   private:
     friend class MappedBar;
     friend class DmaPage;
+    friend class BarFile;
 
     Result<BarMapping> map_bar(unsigned bar);
     void unmap_bar(const BarMapping& mapping);

@@ -28,6 +28,7 @@ class MappedBar {
 
     uint64_t phys_start() const { return phys_start_; }
     uint64_t length() const { return mapping_.length; }
+    unsigned index() const { return mapping_.bar; }
 
     // Unchecked: callers (Bar) have checked offset + 4 <= length().
     uint32_t read32(uint64_t offset) const { return device_->backend().read32(mapping_, offset); }

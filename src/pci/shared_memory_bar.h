@@ -26,6 +26,7 @@ class SharedMemoryBar {
 
     uint64_t phys_start() const { return region_.phys_start(); }
     uint64_t size() const { return region_.length(); }
+    unsigned index() const { return region_.index(); }
 
   private:
     explicit SharedMemoryBar(MappedBar region);

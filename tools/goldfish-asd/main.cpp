@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <linux/goldfish_address_space.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -63,6 +65,51 @@ bool parse_group(const std::string& text, gid_t& gid) {
     return false;
 }
 
+// vm.max_map_count, or 0 if unreadable.
+uint64_t read_max_map_count() {
+    std::ifstream in("/proc/sys/vm/max_map_count");
+    uint64_t v = 0;
+    in >> v;
+    return in ? v : 0;
+}
+
+// Every BAR1 range bound to a client's memory file is a mapping of the daemon's (up to two,
+// with the host memory it splits). The kernel's default of 65530 would cap the node at
+// about 30,000 live mapped blocks; raise it to `want` if it is lower, and say so. Returns
+// how many bindings the device may then make.
+size_t prepare_map_count(uint64_t want) {
+    uint64_t have = read_max_map_count();
+    if (want > have) {
+        std::ofstream out("/proc/sys/vm/max_map_count");
+        out << want << "\n";
+        out.close();
+        const uint64_t now = read_max_map_count();
+        if (now == want) {
+            std::printf("goldfish-asd: raised vm.max_map_count from %llu to %llu for BAR1's "
+                        "mappings\n",
+                        static_cast<unsigned long long>(have), static_cast<unsigned long long>(now));
+        } else {
+            std::printf("goldfish-asd: could not raise vm.max_map_count from %llu: at most about "
+                        "%llu blocks can be mapped at once\n",
+                        static_cast<unsigned long long>(have),
+                        static_cast<unsigned long long>(have / 2));
+        }
+        have = now;
+    }
+    // Room for everything else the daemon maps (libraries, stacks, allocator arenas).
+    constexpr uint64_t kReserve = 16384;
+    return have > 2 * kReserve ? static_cast<size_t>((have - kReserve) / 2) : 1024;
+}
+
+// Each open file of the node keeps its memory file's fd in the daemon.
+void raise_open_file_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
 std::string hex(uint64_t v) {
     char buf[24];
     std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
@@ -88,6 +135,13 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 256u))
         ->capture_default_str();
     app.add_option("--bar1-size", bar1_size, "emulated BAR1 size in bytes (a power of two)")
+        ->capture_default_str();
+    bool no_mmap = false;
+    uint64_t max_map_count = 1048576;
+    app.add_flag("--no-mmap", no_mmap,
+                 "serve ioctls only: no mmap through FUSE passthrough (as on kernels without it)");
+    app.add_option("--max-map-count", max_map_count,
+                   "raise vm.max_map_count to at least this, for many mapped blocks (0: leave it)")
         ->capture_default_str();
     std::string pci;
     gf::pci::sysfs::SysfsConfig sysfs;
@@ -145,9 +199,13 @@ int main(int argc, char** argv) {
     std::unique_ptr<gf::pci::Device> real_device;
     gf::pci::Device* pci_device = nullptr;
     std::string device_name = "emulated";
+    raise_open_file_limit();
     if (pci.empty()) {
         gf::pci::emulated::MachineConfig machine_config;
         machine_config.device.bar1_size = bar1_size;
+        if (!no_mmap) {
+            machine_config.device.max_bar1_bindings = prepare_map_count(max_map_count);
+        }
         auto made = gf::pci::emulated::Machine::create(machine_config);
         if (!made) {
             die("cannot build the emulated machine: " + errno_text(made.error()));
@@ -181,8 +239,13 @@ int main(int argc, char** argv) {
     fixed.bar1_size = (*driver)->bar1_size();
     gf::device::AddressSpaceDevice* device = machine ? &machine->device() : nullptr;
     gf::driver::Driver& bound = **driver;
-    auto status = [&fixed, device, &bound] {
+    auto status = [&fixed, device, &bound](const gf::node::FuseNode* node) {
         gf::node::Status s = fixed;
+        if (node != nullptr) {
+            s.mmap = node->mmap_available();
+            s.mmap_reason = node->mmap_unavailable_reason();
+            s.lingering_files = node->lingering_files();
+        }
         gf::driver::DriverStats d = bound.stats();
         s.open_files = d.open_files;
         s.blocks = d.blocks;
@@ -208,12 +271,37 @@ int main(int argc, char** argv) {
     fuse_config.mode = mode;
     fuse_config.gid = gid;
     fuse_config.threads = threads;
-    auto fuse = gf::node::FuseNode::mount(fuse_config, bound, status);
+    fuse_config.node_size = fixed.bar1_size;
+    if (no_mmap) {
+        fuse_config.no_mmap_reason = "turned off (--no-mmap)";
+    } else if (device == nullptr) {
+        // A real device's BAR1 is one region: the platform cannot give each open file a view
+        // that shows only what that file owns.
+        fuse_config.no_mmap_reason =
+            "a real PCI function's BAR1 cannot be isolated per open file through FUSE";
+    }
+    if (device != nullptr) {
+        fuse_config.bar1 = gf::node::Bar1Access{
+            device->bar1_size(),
+            [device](uint64_t offset, std::span<std::byte> out) {
+                return device->read_bar1(offset, out);
+            },
+            [device](uint64_t offset, std::span<const std::byte> in) {
+                return device->write_bar1(offset, in);
+            }};
+    }
+    // The status document reads the node's own state too, once it exists.
+    gf::node::FuseNode* served = nullptr;
+    auto node_status = [&status, &served] {
+        return status(served);
+    };
+    auto fuse = gf::node::FuseNode::mount(fuse_config, bound, node_status);
     if (!fuse) {
         die("cannot mount FUSE at " + lock->mount_dir() + ": " + errno_text(fuse.error()) +
             " (is the fuse3 package installed and the fuse module loaded?)");
     }
-    auto binding = gf::node::NodeBinding::bind((*fuse)->node_file(), node);
+    served = fuse->get();
+    auto binding = gf::node::NodeBinding::bind((*fuse)->node_file(), node, state_dir);
     if (!binding) {
         die("cannot bind the node at " + node + ": " + errno_text(binding.error()));
     }
@@ -221,10 +309,16 @@ int main(int argc, char** argv) {
     if (::stat(node.c_str(), &st) != 0) {
         die("the node at " + node + " does not answer: " + std::strerror(errno));
     }
+    if (!(*fuse)->mmap_available()) {
+        std::printf("goldfish-asd: mmap is unavailable: %s; serving ioctls only (mmap gives "
+                    "ENODEV)\n",
+                    (*fuse)->mmap_unavailable_reason().c_str());
+    }
     std::printf(
-        "goldfish-asd: serving %s on the %s device 607d:f153 rev 1, BAR1 at %s (%llu MiB)\n",
+        "goldfish-asd: serving %s on the %s device 607d:f153 rev 1, BAR1 at %s (%llu MiB)%s\n",
         node.c_str(), device_name.c_str(), hex(fixed.bar1_phys_start).c_str(),
-        static_cast<unsigned long long>(fixed.bar1_size >> 20));
+        static_cast<unsigned long long>(fixed.bar1_size >> 20),
+        (*fuse)->mmap_available() ? ", mmap through FUSE passthrough" : "");
     std::fflush(stdout);
 
     int sig = 0;

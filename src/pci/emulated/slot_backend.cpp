@@ -1,7 +1,13 @@
 #include "pci/emulated/slot_backend.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 
+#include "base/unique_fd.h"
 #include "hw/pci_header.h"
 #include "hw/pci_identity.h"
 
@@ -145,6 +151,41 @@ Result<void> SlotBackend::verify_dma_page(const DmaBuffer& buffer) {
         return fail(EIO);
     }
     return {};
+}
+
+Result<BarFileHandle> SlotBackend::open_bar_file(unsigned bar) {
+    if (bar != 1) {
+        return fail(EINVAL);
+    }
+    // Sparse and as large as BAR1, so a file offset is a BAR1 offset. Sealed against
+    // resizing: a user's write past the end must not grow the daemon's memory.
+    UniqueFd fd(::memfd_create("goldfish-bar1", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd) {
+        return fail(errno);
+    }
+    if (::ftruncate(fd.get(), static_cast<off_t>(bar1_.length)) != 0 ||
+        ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) != 0) {
+        return fail(errno);
+    }
+    return BarFileHandle{fd.release(), next_bar_file_.fetch_add(1)};
+}
+
+Result<void> SlotBackend::bind_bar_file(const BarFileHandle& file, uint64_t offset, uint64_t size,
+                                        BarBinding how) {
+    return device_.bind_file(file.cookie, file.fd, offset, size, how == BarBinding::kHeld);
+}
+
+void SlotBackend::unbind_bar_file(const BarFileHandle& file, uint64_t offset, uint64_t size) {
+    device_.unbind_file(file.cookie, offset, size);
+}
+
+Result<bool> SlotBackend::retire_bar_file(const BarFileHandle& file) {
+    return device_.retire_file(file.cookie, file.fd);
+}
+
+void SlotBackend::close_bar_file(const BarFileHandle& file) {
+    device_.forget_file(file.cookie);
+    ::close(file.fd);
 }
 
 }  // namespace gf::pci::emulated

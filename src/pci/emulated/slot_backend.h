@@ -42,6 +42,15 @@ class SlotBackend : public Backend {
     Result<void> verify_dma_page(const DmaBuffer& buffer) override;
     size_t page_size() const override { return pages_.page_size(); }
 
+    // BAR1 views: a sealed memfd as large as BAR1 per user, whose bound ranges the device
+    // model maps into BAR1's window (device::Bar1Bindings). BAR0 has none (EINVAL).
+    Result<BarFileHandle> open_bar_file(unsigned bar) override;
+    Result<void> bind_bar_file(const BarFileHandle& file, uint64_t offset, uint64_t size,
+                               BarBinding how) override;
+    void unbind_bar_file(const BarFileHandle& file, uint64_t offset, uint64_t size) override;
+    Result<bool> retire_bar_file(const BarFileHandle& file) override;
+    void close_bar_file(const BarFileHandle& file) override;
+
   private:
     // Publishes memory decode after the command register may have changed.
     void command_changed_locked() GF_REQUIRES(config_mutex_);
@@ -52,6 +61,7 @@ class SlotBackend : public Backend {
     const BarResource bar1_;
     // Read on every register access without the config lock.
     std::atomic<bool> memory_decode_{false};
+    std::atomic<uint64_t> next_bar_file_{1};
     Mutex config_mutex_;
     hw::PciConfigSpace config_ GF_GUARDED_BY(config_mutex_);
 };
