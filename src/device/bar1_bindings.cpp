@@ -189,8 +189,9 @@ void Bar1Bindings::punch(uint64_t offset, uint64_t size) {
     for (; it != by_offset_.end() && (it->first < offset || it->first - offset < size); ++it) {
         // The intersection of [offset, offset + size) with the binding.
         const uint64_t start = std::max(offset, it->first);
-        const uint64_t end = std::min(offset + std::min(size, window_.size() - std::min(offset, window_.size())),
-                                      it->first + it->second.size);
+        const uint64_t end =
+            std::min(offset + std::min(size, window_.size() - std::min(offset, window_.size())),
+                     it->first + it->second.size);
         if (end > start) {
             (void)::madvise(window_.data() + start, end - start, MADV_REMOVE);
         }

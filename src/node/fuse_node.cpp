@@ -345,9 +345,9 @@ struct FuseNode::Ops {
                 fuse_reply_err(req, ENXIO);  // not wholly inside BAR1: nothing written
                 return;
             }
-            Result<size_t> put = bar1.write(
-                static_cast<uint64_t>(off),
-                std::span(reinterpret_cast<const std::byte*>(data), size));
+            Result<size_t> put =
+                bar1.write(static_cast<uint64_t>(off),
+                           std::span(reinterpret_cast<const std::byte*>(data), size));
             if (!put) {
                 fuse_reply_err(req, put.error().value());
                 return;
@@ -438,8 +438,8 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
     const std::string options = "fd=" + std::to_string(fuse_fd.get()) +
                                 ",rootmode=40000,user_id=0,group_id=0,allow_other,"
                                 "default_permissions";
-    if (::mount("goldfish-asd", config.mount_dir.c_str(), "fuse.goldfish-asd",
-                MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
+    if (::mount("goldfish-asd", config.mount_dir.c_str(), "fuse.goldfish-asd", MS_NOSUID | MS_NODEV,
+                options.c_str()) != 0) {
         return fail(errno);
     }
     node->mounted_ = true;

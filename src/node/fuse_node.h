@@ -52,11 +52,11 @@ struct FuseNodeConfig {
     mode_t mode = 0660;     // of the node file; the kernel enforces it
     uid_t uid = 0;
     gid_t gid = 0;
-    unsigned threads = 8;   // worker threads: one slow call does not stall other files
+    unsigned threads = 8;  // worker threads: one slow call does not stall other files
     // Empty: offer mmap through FUSE passthrough where the kernel has it. Otherwise mmap
     // stays off, and this says why (for people).
     std::string no_mmap_reason;
-    uint64_t node_size = 0;   // the node's st_size: BAR1's size
+    uint64_t node_size = 0;          // the node's st_size: BAR1's size
     std::optional<Bar1Access> bar1;  // absent: no bar1 file
 };
 

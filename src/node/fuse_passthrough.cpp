@@ -212,7 +212,8 @@ ssize_t Shim::read_hook(int fd, void* buf, size_t len, void* userdata) {
         return n;
     }
     Shim& self = *static_cast<Shim*>(userdata);
-    auto info = parse_request(std::span(static_cast<const std::byte*>(buf), static_cast<size_t>(n)));
+    auto info =
+        parse_request(std::span(static_cast<const std::byte*>(buf), static_cast<size_t>(n)));
     if (!info) {
         return n;  // libfuse reports the malformed request itself
     }

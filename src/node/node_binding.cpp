@@ -34,7 +34,8 @@ Result<std::string> absolute(const std::string& path) {
     }
     std::string out = resolved;
     std::free(resolved);
-    return (out == "/" ? "" : out) + "/" + (slash == std::string::npos ? path : path.substr(slash + 1));
+    return (out == "/" ? "" : out) + "/" +
+           (slash == std::string::npos ? path : path.substr(slash + 1));
 }
 
 bool inside(const std::string& path, const std::string& dir) {
@@ -44,15 +45,16 @@ bool inside(const std::string& path, const std::string& dir) {
 
 }  // namespace
 
-Result<NodeBinding> NodeBinding::bind(const std::string& target_path,
-                                      const std::string& node_path, const std::string& state_dir) {
+Result<NodeBinding> NodeBinding::bind(const std::string& target_path, const std::string& node_path,
+                                      const std::string& state_dir) {
     const std::string target = GF_TRY(absolute(target_path));
     const std::string state = GF_TRY(absolute(state_dir + "/."));
     // An older daemon bound its node file here; a dead one's binding is ours to clear.
     GF_TRY(detach_stale_mounts(node_path));
     struct stat st;
     if (::lstat(node_path.c_str(), &st) == 0) {
-        std::optional<std::string> old = S_ISLNK(st.st_mode) ? link_target(node_path) : std::nullopt;
+        std::optional<std::string> old =
+            S_ISLNK(st.st_mode) ? link_target(node_path) : std::nullopt;
         if (!old || !inside(*old, state.substr(0, state.size() - 2))) {
             return fail(EEXIST);
         }

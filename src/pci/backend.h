@@ -50,7 +50,7 @@ struct DmaBuffer {
 // One user's private view of a memory BAR (pci::BarFile): a file whose pages at BAR offset N
 // are the BAR's memory at N wherever the view is bound, and nothing anyone else holds.
 struct BarFileHandle {
-    int fd = -1;               // owned by the backend until close_bar_file
+    int fd = -1;                // owned by the backend until close_bar_file
     std::uintptr_t cookie = 0;  // the backend's own
 };
 

@@ -106,8 +106,11 @@ std::optional<Daemon> Daemon::start(const std::string& node, const std::string& 
     }
     std::string out;
     auto deadline = Clock::now() + std::chrono::seconds(20);
-    read_until(fd, out, deadline,
-               [](const std::string& s) { return s.find('\n') != std::string::npos; });
+    // Notices (vm.max_map_count, mmap unavailable) may come first; the serving line ends it.
+    read_until(fd, out, deadline, [](const std::string& s) {
+        const size_t at = s.find("serving");
+        return at != std::string::npos && s.find('\n', at) != std::string::npos;
+    });
     if (output != nullptr) {
         *output = out;
     }
@@ -122,8 +125,11 @@ std::optional<Daemon> Daemon::start(const std::string& node, const std::string& 
     return Daemon(pid, fd, out);
 }
 
-Daemon::Daemon(pid_t pid, int fd, std::string output)
-    : pid_(pid), fd_(fd), ready_line_(output.substr(0, output.find('\n'))), output_(output) {}
+Daemon::Daemon(pid_t pid, int fd, std::string output) : pid_(pid), fd_(fd), output_(output) {
+    const size_t start = output.rfind('\n', output.find("serving"));
+    const size_t from = start == std::string::npos ? 0 : start + 1;
+    ready_line_ = output.substr(from, output.find('\n', from) - from);
+}
 
 Daemon::Daemon(Daemon&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
@@ -254,7 +260,7 @@ bool is_idle(const node::Status& s) {
         contexts += count;
     }
     return s.open_files == 0 && s.handles == 0 && s.blocks == 0 && s.block_bytes == 0 &&
-           s.claims == 0 && contexts == 0;
+           s.claims == 0 && contexts == 0 && s.lingering_files == 0;
 }
 
 std::string daemon_path() {

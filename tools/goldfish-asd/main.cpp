@@ -85,14 +85,15 @@ size_t prepare_map_count(uint64_t want) {
         out.close();
         const uint64_t now = read_max_map_count();
         if (now == want) {
-            std::printf("goldfish-asd: raised vm.max_map_count from %llu to %llu for BAR1's "
-                        "mappings\n",
-                        static_cast<unsigned long long>(have), static_cast<unsigned long long>(now));
+            std::printf(
+                "goldfish-asd: raised vm.max_map_count from %llu to %llu for BAR1's "
+                "mappings\n",
+                static_cast<unsigned long long>(have), static_cast<unsigned long long>(now));
         } else {
-            std::printf("goldfish-asd: could not raise vm.max_map_count from %llu: at most about "
-                        "%llu blocks can be mapped at once\n",
-                        static_cast<unsigned long long>(have),
-                        static_cast<unsigned long long>(have / 2));
+            std::printf(
+                "goldfish-asd: could not raise vm.max_map_count from %llu: at most about "
+                "%llu blocks can be mapped at once\n",
+                static_cast<unsigned long long>(have), static_cast<unsigned long long>(have / 2));
         }
         have = now;
     }
@@ -281,20 +282,18 @@ int main(int argc, char** argv) {
             "a real PCI function's BAR1 cannot be isolated per open file through FUSE";
     }
     if (device != nullptr) {
-        fuse_config.bar1 = gf::node::Bar1Access{
-            device->bar1_size(),
-            [device](uint64_t offset, std::span<std::byte> out) {
-                return device->read_bar1(offset, out);
-            },
-            [device](uint64_t offset, std::span<const std::byte> in) {
-                return device->write_bar1(offset, in);
-            }};
+        fuse_config.bar1 =
+            gf::node::Bar1Access{device->bar1_size(),
+                                 [device](uint64_t offset, std::span<std::byte> out) {
+                                     return device->read_bar1(offset, out);
+                                 },
+                                 [device](uint64_t offset, std::span<const std::byte> in) {
+                                     return device->write_bar1(offset, in);
+                                 }};
     }
     // The status document reads the node's own state too, once it exists.
     gf::node::FuseNode* served = nullptr;
-    auto node_status = [&status, &served] {
-        return status(served);
-    };
+    auto node_status = [&status, &served] { return status(served); };
     auto fuse = gf::node::FuseNode::mount(fuse_config, bound, node_status);
     if (!fuse) {
         die("cannot mount FUSE at " + lock->mount_dir() + ": " + errno_text(fuse.error()) +
@@ -310,9 +309,10 @@ int main(int argc, char** argv) {
         die("the node at " + node + " does not answer: " + std::strerror(errno));
     }
     if (!(*fuse)->mmap_available()) {
-        std::printf("goldfish-asd: mmap is unavailable: %s; serving ioctls only (mmap gives "
-                    "ENODEV)\n",
-                    (*fuse)->mmap_unavailable_reason().c_str());
+        std::printf(
+            "goldfish-asd: mmap is unavailable: %s; serving ioctls only (mmap gives "
+            "ENODEV)\n",
+            (*fuse)->mmap_unavailable_reason().c_str());
     }
     std::printf(
         "goldfish-asd: serving %s on the %s device 607d:f153 rev 1, BAR1 at %s (%llu MiB)%s\n",
