@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <linux/goldfish_address_space.h>
@@ -224,11 +225,146 @@ static void bad_input(struct run* r, const char* path) {
     step(r, close(fd) == 0, "input: close", "errno", errno);
 }
 
+static void* map_at(int fd, uint64_t offset, uint64_t size, int prot) {
+    return mmap(NULL, size, prot, MAP_SHARED, fd, (off_t)offset);
+}
+
+static uint64_t load64(const void* p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void store64(void* p, uint64_t v) {
+    memcpy(p, &v, sizeof v);
+}
+
+/* Whether a file's mapping of an offset it does not own is what a driver may give: EPERM
+ * (a kernel driver's ownership check), or pages of the file's own that read zero and do
+ * not reach the owner's (a FUSE node, which cannot refuse the mmap). `owner` is the
+ * owner's mapping of the same page, holding `mark`. */
+static int unowned_is_isolated(int fd, uint64_t offset, const void* owner, uint64_t mark) {
+    void* p = map_at(fd, offset, PAGE, PROT_READ | PROT_WRITE);
+    if (p == MAP_FAILED) {
+        return errno == EPERM;
+    }
+    int ok = load64(p) == 0;
+    store64(p, ~mark);
+    ok = ok && (owner == NULL || load64(owner) == mark);
+    munmap(p, PAGE);
+    return ok;
+}
+
+/* mmap of what a file owns (spec/driver.md §3.7), checked from the client's side. A node
+ * that serves ioctls only answers ENODEV: then these steps are skipped. */
+static void shared_memory(struct run* r, const char* path) {
+    int fd = open_node(r, path, "mmap: open");
+    if (fd < 0)
+        return;
+    struct goldfish_address_space_allocate_block block = {.size = 2 * PAGE + 1};
+    int err = call(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &block);
+    if (!step(r, err == 0, "mmap: ALLOCATE_BLOCK", "errno", err)) {
+        close(fd);
+        return;
+    }
+    /* PROT_WRITE alone is what the AOSP library asks for. */
+    void* w = map_at(fd, block.offset, block.size, PROT_WRITE);
+    if (w == MAP_FAILED && errno == ENODEV) {
+        fprintf(r->out, "SKIP: mmap: this node maps nothing (ENODEV)\n");
+        close(fd);
+        return;
+    }
+    step(r, w != MAP_FAILED, "mmap: an owned block, PROT_WRITE", "errno", errno);
+    void* rw = map_at(fd, block.offset, block.size, PROT_READ | PROT_WRITE);
+    if (!step(r, w != MAP_FAILED && rw != MAP_FAILED, "mmap: an owned block, PROT_READ|PROT_WRITE",
+              "errno", errno)) {
+        close(fd);
+        return;
+    }
+    step(r, load64(rw) == 0 && load64((char*)rw + block.size - 8) == 0,
+         "mmap: a new block reads zeros", "value", (long)load64(rw));
+    store64((char*)w + PAGE + 8, 0x600dcafe);
+    step(r, load64((char*)rw + PAGE + 8) == 0x600dcafe, "mmap: two mappings share the pages",
+         "value", (long)load64((char*)rw + PAGE + 8));
+    void* inner = map_at(fd, block.offset + PAGE, PAGE, PROT_READ | PROT_WRITE);
+    step(r, inner != MAP_FAILED && load64((char*)inner + 8) == 0x600dcafe,
+         "mmap: a page inside an owned block", "errno", inner == MAP_FAILED ? errno : 0);
+    if (inner != MAP_FAILED)
+        munmap(inner, PAGE);
+    void* unaligned = map_at(fd, block.offset + 8, PAGE, PROT_READ);
+    step(r, unaligned == MAP_FAILED && errno == EINVAL, "mmap: an unaligned offset gives EINVAL",
+         "errno", unaligned == MAP_FAILED ? errno : 0);
+
+    int other = open_node(r, path, "mmap: a second open");
+    if (other >= 0) {
+        store64((char*)rw + PAGE, 0xa11ce);
+        step(r, unowned_is_isolated(other, block.offset + PAGE, (char*)rw + PAGE, 0xa11ce),
+             "mmap: another file at this block's offset sees none of it", "errno", errno);
+    }
+
+    /* Type 5: the block's host memory is the block's pages. */
+    uint64_t metadata = 0;
+    struct goldfish_address_space_ping p;
+    err = create_context(fd, TYPE_HOST_MEMORY_ALLOCATOR, &metadata);
+    err = err ? err : ping(fd, block.offset, block.size, HOST_ALLOCATE, &p);
+    step(r, err == 0 && p.metadata == 0 && load64((char*)rw + PAGE + 8) == 0x600dcafe,
+         "mmap: type 5: a host-backed block keeps its mapping", "errno/metadata",
+         err ? err : (long)p.metadata);
+    err = ping(fd, block.offset, 0, HOST_UNALLOCATE, &p);
+    step(r, err == 0 && p.metadata == 0, "mmap: type 5: Unallocate", "errno/metadata",
+         err ? err : (long)p.metadata);
+
+    munmap(w, block.size);
+    err = call(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &block.offset);
+    step(r, err == 0, "mmap: DEALLOCATE_BLOCK with the block mapped", "errno", err);
+    step(r, unowned_is_isolated(fd, block.offset, NULL, 0),
+         "mmap: after DEALLOCATE_BLOCK the offset is not the file's", "errno", errno);
+    munmap(rw, block.size);
+
+    /* Type 6: a slot of a host slab, claimed and mapped. */
+    int fd6 = open_node(r, path, "mmap: type 6: open");
+    if (fd6 >= 0) {
+        err = create_context(fd6, TYPE_SHARED_SLOTS, &metadata);
+        err = err ? err : ping(fd6, 0, 3 * PAGE, HOST_ALLOCATE, &p);
+        struct goldfish_address_space_claim_shared claim = {p.offset, p.size};
+        if (step(r, err == 0 && p.metadata == 0, "mmap: type 6: Allocate a slot", "errno/metadata",
+                 err ? err : (long)p.metadata)) {
+            err = call(fd6, GOLDFISH_ADDRESS_SPACE_IOCTL_CLAIM_SHARED, &claim);
+            void* slot =
+                err ? MAP_FAILED : map_at(fd6, claim.offset, claim.size, PROT_READ | PROT_WRITE);
+            step(r, slot != MAP_FAILED, "mmap: type 6: a claimed slot", "errno", err ? err : errno);
+            if (slot != MAP_FAILED) {
+                store64(slot, 0x5107);
+                store64((char*)slot + claim.size - 8, 0x5107);
+                step(r, load64((char*)slot + claim.size - 8) == 0x5107,
+                     "mmap: type 6: the slot keeps what was written", "value",
+                     (long)load64((char*)slot + claim.size - 8));
+                if (other >= 0)
+                    step(r, unowned_is_isolated(other, claim.offset, slot, 0x5107),
+                         "mmap: type 6: another file at the slot's offset sees none of it", "errno",
+                         errno);
+                munmap(slot, claim.size);
+            }
+            uint64_t offset = claim.offset;
+            err = call(fd6, GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
+            step(r, err == 0, "mmap: type 6: UNCLAIM_SHARED", "errno", err);
+            err = ping(fd6, claim.offset, 0, HOST_UNALLOCATE, &p);
+            step(r, err == 0 && p.metadata == 0, "mmap: type 6: Unallocate", "errno/metadata",
+                 err ? err : (long)p.metadata);
+        }
+        close(fd6);
+    }
+    if (other >= 0)
+        close(other);
+    step(r, close(fd) == 0, "mmap: close", "errno", errno);
+}
+
 int gf_conformance_run(const char* node_path, FILE* out) {
     struct run r = {out, 0, 0};
     host_memory_allocator(&r, node_path);
     shared_slots(&r, node_path);
     bad_input(&r, node_path);
+    shared_memory(&r, node_path);
     fprintf(out, "conformance: %d passed, %d failed\n", r.passed, r.failed);
     return r.failed;
 }

@@ -26,7 +26,8 @@ HostAllocation::HostAllocation(HostAllocation&& other) noexcept
       offset_(other.offset_),
       size_(other.size_),
       block_(std::move(other.block_)),
-      claim_(std::move(other.claim_)) {
+      claim_(std::move(other.claim_)),
+      mapping_(std::move(other.mapping_)) {
     other.block_.reset();
     other.claim_.reset();
 }
@@ -39,6 +40,7 @@ HostAllocation& HostAllocation::operator=(HostAllocation&& other) noexcept {
         size_ = other.size_;
         block_ = std::move(other.block_);
         claim_ = std::move(other.claim_);
+        mapping_ = std::move(other.mapping_);
     }
     return *this;
 }
@@ -47,6 +49,7 @@ Result<void> HostAllocation::free() {
     if (session_ == nullptr) {
         return {};
     }
+    mapping_.reset();  // the client lets go of the memory before the host does
     Result<void> unallocated =
         host_command(*std::exchange(session_, nullptr), kUnallocate, offset_, 0).map([](auto&&) {});
     Result<void> returned = block_ ? block_->free() : claim_ ? claim_->release() : Result<void>{};
@@ -55,11 +58,12 @@ Result<void> HostAllocation::free() {
     return unallocated ? returned : unallocated;
 }
 
-Result<HostMemoryAllocator> HostMemoryAllocator::open(const std::string& path, bool shared_slots) {
+Result<HostMemoryAllocator> HostMemoryAllocator::open(const std::string& path, bool shared_slots,
+                                                      bool map) {
     Session session = GF_TRY(Session::open(path));
     GF_TRY(session.create_context(shared_slots ? hw::ContextType::SharedSlotsHostMemoryAllocator
                                                : hw::ContextType::HostMemoryAllocator));
-    return HostMemoryAllocator(std::move(session), shared_slots);
+    return HostMemoryAllocator(std::move(session), shared_slots, map);
 }
 
 Result<HostAllocation> HostMemoryAllocator::allocate(uint64_t size) const {
@@ -72,6 +76,9 @@ Result<HostAllocation> HostMemoryAllocator::allocate(uint64_t size) const {
             return fail(claim.error());  // `allocation` unallocates the slot
         }
         allocation.claim_.emplace(std::move(*claim));
+        if (map_) {
+            allocation.mapping_ = GF_TRY(allocation.claim_->map());
+        }
         return allocation;
     }
     // The guest reserves the range; the host backs it.
@@ -79,6 +86,10 @@ Result<HostAllocation> HostMemoryAllocator::allocate(uint64_t size) const {
     GF_TRY(host_command(session_, kAllocate, block.offset(), block.size()));
     HostAllocation allocation(&session_, block.offset(), block.size());
     allocation.block_.emplace(std::move(block));
+    if (map_) {
+        // On failure `allocation` unallocates on the host and frees the block.
+        allocation.mapping_ = GF_TRY(allocation.block_->map());
+    }
     return allocation;
 }
 

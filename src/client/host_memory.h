@@ -1,6 +1,7 @@
-// The host-memory flows of guest userspace (spec/device.md §9.2) without mmap:
-// type 5 backs a guest-allocated block with host memory; type 6 takes a slot
-// of a host-owned slab and claims it.
+// The host-memory flows of guest userspace (spec/device.md §9.2): type 5 backs a
+// guest-allocated block with host memory; type 6 takes a slot of a host-owned slab and
+// claims it. Either way the client then maps the memory, as the AOSP library's hostMalloc
+// does, and gets a pointer it shares with the host.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,9 @@ class HostAllocation {
 
     uint64_t offset() const { return offset_; }  // BAR1-relative
     uint64_t size() const { return size_; }
-    // Unallocate on the host, then give the range back; the first error is reported.
+    // The memory, shared with the host; null for an allocator opened without mapping.
+    std::byte* data() const { return mapping_.data(); }
+    // Unmap, Unallocate on the host, then give the range back; the first error is reported.
     Result<void> free();
 
   private:
@@ -35,22 +38,27 @@ class HostAllocation {
     uint64_t offset_ = 0, size_ = 0;
     std::optional<Block> block_;        // type 5
     std::optional<SharedClaim> claim_;  // type 6
+    Mapping mapping_;
 };
 
 class HostMemoryAllocator {
   public:
-    // Opens a session and creates a type 6 (shared slots) or type 5 context.
-    static Result<HostMemoryAllocator> open(const std::string& path, bool shared_slots);
+    // Opens a session and creates a type 6 (shared slots) or type 5 context. With `map`,
+    // every allocation is mapped, and one that cannot be fails with the mmap's errno
+    // (ENODEV on an ioctl-only node) and leaves nothing allocated.
+    static Result<HostMemoryAllocator> open(const std::string& path, bool shared_slots,
+                                            bool map = true);
 
     Result<HostAllocation> allocate(uint64_t size) const;
     bool shared_slots() const { return shared_slots_; }
     const Session& session() const { return session_; }
 
   private:
-    HostMemoryAllocator(Session session, bool shared_slots)
-        : session_(std::move(session)), shared_slots_(shared_slots) {}
+    HostMemoryAllocator(Session session, bool shared_slots, bool map)
+        : session_(std::move(session)), shared_slots_(shared_slots), map_(map) {}
     Session session_;
     bool shared_slots_;
+    bool map_;
 };
 
 }  // namespace gf::client

@@ -1,5 +1,7 @@
 #include "client/session.h"
 
+#include <cstdint>
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
@@ -74,6 +76,28 @@ Result<void> Session::create_context(hw::ContextType type) const {
         return fail(EPROTO);
     }
     return {};
+}
+
+Result<Mapping> Session::map(uint64_t offset, uint64_t size, int prot) const {
+    if (size == 0 || size > SIZE_MAX || offset > static_cast<uint64_t>(INT64_MAX)) {
+        return fail(EINVAL);
+    }
+    return Mapping::map(static_cast<size_t>(size), prot, MAP_SHARED, fd_.get(),
+                        static_cast<off_t>(offset));
+}
+
+Result<Mapping> Block::map(int prot) const {
+    if (session_ == nullptr) {
+        return fail(EBADF);
+    }
+    return session_->map(offset_, size_, prot);
+}
+
+Result<Mapping> SharedClaim::map(int prot) const {
+    if (session_ == nullptr) {
+        return fail(EBADF);
+    }
+    return session_->map(offset_, size_, prot);
 }
 
 Result<Block> Session::allocate(uint64_t size) const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <linux/goldfish_address_space.h>
+#include <sys/mman.h>
 
 #include <cstdint>
 #include <string>
@@ -52,6 +53,12 @@ class Session {
     Result<Block> allocate(uint64_t size) const;
     Result<SharedClaim> claim(uint64_t offset, uint64_t size) const;
 
+    // mmap(MAP_SHARED) of BAR1 [offset, offset + size): memory this session's file holds
+    // (a block or a claim), shared with the host. Errno as the node gives it: ENODEV where
+    // it maps nothing (an ioctl-only node), EINVAL for an unaligned offset, EPERM from a
+    // kernel driver for a range the file does not own.
+    Result<Mapping> map(uint64_t offset, uint64_t size, int prot = PROT_READ | PROT_WRITE) const;
+
   private:
     explicit Session(int fd) : fd_(fd) {}
     UniqueFd fd_;
@@ -71,6 +78,8 @@ class Block {
     uint64_t phys_addr() const { return phys_addr_; }
     // Frees now and reports the result; the destructor then does nothing.
     Result<void> free();
+    // The block's memory (Session::map); unmap it before the block is freed.
+    Result<Mapping> map(int prot = PROT_READ | PROT_WRITE) const;
 
   private:
     friend class Session;
@@ -92,6 +101,8 @@ class SharedClaim {
     uint64_t offset() const { return offset_; }
     uint64_t size() const { return size_; }
     Result<void> release();
+    // The claimed memory (Session::map).
+    Result<Mapping> map(int prot = PROT_READ | PROT_WRITE) const;
 
   private:
     friend class Session;

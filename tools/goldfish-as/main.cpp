@@ -107,6 +107,17 @@ int main(int argc, char** argv) {
     CLI::App* host_alloc = app.add_subcommand("host-alloc", "allocate host memory (type 5 or 6)");
     host_alloc->add_option("SIZE", host_size, "bytes")->required()->check(u64_validator());
     host_alloc->add_flag("--shared-slots", shared_slots, "use shared slots (type 6)");
+    bool no_map = false;
+    host_alloc->add_flag("--no-map", no_map, "do not map the memory (an ioctl-only node)");
+
+    std::string map_size, fill = "0xa5";
+    unsigned hold = 0;
+    CLI::App* map = app.add_subcommand(
+        "map", "allocate a block, write it through a mapping, read it back, free it");
+    map->add_option("SIZE", map_size, "bytes")->required()->check(u64_validator());
+    map->add_option("--fill", fill, "the byte to write")->check(u64_validator());
+    map->add_option("--hold", hold,
+                    "seconds to keep the block mapped (to look at it from the host)");
 
     CLI::App* selftest = app.add_subcommand("selftest", "run the conformance sequences");
 
@@ -151,7 +162,7 @@ int main(int argc, char** argv) {
     }
 
     if (*host_alloc) {
-        auto allocator = gf::client::HostMemoryAllocator::open(node, shared_slots);
+        auto allocator = gf::client::HostMemoryAllocator::open(node, shared_slots, !no_map);
         if (!allocator) {
             return report("open", allocator.error());
         }
@@ -162,8 +173,10 @@ int main(int argc, char** argv) {
         const gf::hw::ContextType type = shared_slots
                                              ? gf::hw::ContextType::SharedSlotsHostMemoryAllocator
                                              : gf::hw::ContextType::HostMemoryAllocator;
-        std::printf("type %u: offset 0x%llx size %llu\n", static_cast<unsigned>(type),
-                    ull(allocation->offset()), ull(allocation->size()));
+        std::printf("type %u: offset 0x%llx size %llu%s
+", static_cast<unsigned>(type),
+                    ull(allocation->offset()), ull(allocation->size()),
+                    allocation->data() != nullptr ? ", mapped" : "");
         if (auto freed = allocation->free(); !freed) {
             return report("host free", freed.error());
         }
@@ -185,6 +198,35 @@ int main(int argc, char** argv) {
             return report("DEALLOCATE_BLOCK", freed.error());
         }
         return 0;
+    }
+    if (*map) {
+        auto block = session->allocate(u64(map_size));
+        if (!block) {
+            return report("ALLOCATE_BLOCK", block.error());
+        }
+        auto mapping = block->map();
+        if (!mapping) {
+            return report("mmap", mapping.error());
+        }
+        const auto byte = static_cast<unsigned char>(u64(fill));
+        std::memset(mapping->data(), byte, mapping->length());
+        size_t same = 0;
+        for (size_t i = 0; i < mapping->length(); ++i) {
+            same += static_cast<unsigned char>(mapping->data()[i]) == byte;
+        }
+        std::printf("offset 0x%llx size %llu: wrote 0x%02x to every byte, read %zu of %zu back\n",
+                    ull(block->offset()), ull(block->size()), byte, same, mapping->length());
+        if (hold > 0) {
+            std::printf("holding it for %u s (the host sees it at bar1 offset 0x%llx)\n", hold,
+                        ull(block->offset()));
+            std::fflush(stdout);
+            ::sleep(hold);
+        }
+        mapping->reset();
+        if (auto freed = block->free(); !freed) {
+            return report("DEALLOCATE_BLOCK", freed.error());
+        }
+        return same == mapping->length() ? 0 : 1;
     }
     // ping
     auto created = session->ping(u64(type));
