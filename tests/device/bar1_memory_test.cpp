@@ -19,7 +19,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint64_t kSize = 64 * kPage;
 
 TEST(Bar1MemoryTest, OnlyMappedRangesAreVisibleAndUnmappingZeroesThem) {
-    auto bar1 = Bar1Memory::create(kSize).value();
+    auto bar1 = Bar1Memory::create(kSize, /*max_bindings=*/16).value();
     EXPECT_EQ(bar1->size(), kSize);
     EXPECT_EQ(bar1->backed_view(0, 1).error(), Error(EFAULT));
     ASSERT_TRUE(bar1->map(2 * kPage, 2 * kPage, 7));
@@ -41,7 +41,7 @@ TEST(Bar1MemoryTest, OnlyMappedRangesAreVisibleAndUnmappingZeroesThem) {
 }
 
 TEST(Bar1MemoryTest, ClearUnmapsEverything) {
-    auto bar1 = Bar1Memory::create(kSize).value();
+    auto bar1 = Bar1Memory::create(kSize, /*max_bindings=*/16).value();
     ASSERT_TRUE(bar1->map(0, kPage, 1));
     ASSERT_TRUE(bar1->map(kPage, kPage, 2));
     bar1->clear();
@@ -50,7 +50,7 @@ TEST(Bar1MemoryTest, ClearUnmapsEverything) {
 }
 
 TEST(Bar1AccessTest, ReachesOnlyBackedMemory) {
-    auto bar1 = Bar1Memory::create(kSize).value();
+    auto bar1 = Bar1Memory::create(kSize, /*max_bindings=*/16).value();
     Bar1Access access(*bar1);
     std::array<std::byte, 16> buf{};
     EXPECT_EQ(access.read(0, buf).error(), Error(EFAULT));
@@ -66,7 +66,7 @@ TEST(Bar1AccessTest, ReachesOnlyBackedMemory) {
 }
 
 TEST(Bar1AccessTest, ARevokedAccessFails) {
-    auto bar1 = Bar1Memory::create(kSize).value();
+    auto bar1 = Bar1Memory::create(kSize, /*max_bindings=*/16).value();
     ASSERT_TRUE(bar1->map(0, kPage, 1));
     Bar1Access access(*bar1);
     std::array<std::byte, 8> buf{};
@@ -79,7 +79,7 @@ TEST(Bar1AccessTest, ARevokedAccessFails) {
 }
 
 TEST(Bar1AccessTest, AccessesRaceLayoutChangesSafely) {
-    auto bar1 = Bar1Memory::create(kSize).value();
+    auto bar1 = Bar1Memory::create(kSize, /*max_bindings=*/16).value();
     Bar1Access access(*bar1);
     std::atomic<bool> stop{false};
     std::thread reader([&] {

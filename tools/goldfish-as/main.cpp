@@ -173,8 +173,7 @@ int main(int argc, char** argv) {
         const gf::hw::ContextType type = shared_slots
                                              ? gf::hw::ContextType::SharedSlotsHostMemoryAllocator
                                              : gf::hw::ContextType::HostMemoryAllocator;
-        std::printf("type %u: offset 0x%llx size %llu%s
-", static_cast<unsigned>(type),
+        std::printf("type %u: offset 0x%llx size %llu%s\n", static_cast<unsigned>(type),
                     ull(allocation->offset()), ull(allocation->size()),
                     allocation->data() != nullptr ? ", mapped" : "");
         if (auto freed = allocation->free(); !freed) {
