@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace gf::node::passthrough {
@@ -30,6 +31,9 @@ uint32_t load_u32(const std::byte* p) {
 template <class Fn>
 bool at_bytes(std::span<const iovec> iov, size_t offset, size_t n, Fn fn) {
     std::byte tmp[8];
+    if (n > sizeof tmp || offset > SIZE_MAX - n) {
+        return false;  // no iovec list reaches that far
+    }
     size_t got = 0;
     size_t base = 0;
     // Gather the bytes (they may straddle iovecs), let fn change them, then scatter back.
@@ -95,6 +99,9 @@ Result<RequestInfo> parse_request(std::span<const std::byte> request) {
 
 std::optional<uint32_t> payload_u32(std::span<const iovec> iov, size_t offset) {
     std::optional<uint32_t> out;
+    if (offset > SIZE_MAX - sizeof(fuse_out_header)) {
+        return out;  // it would wrap around into the header
+    }
     at_bytes(iov, sizeof(fuse_out_header) + offset, 4, [&](std::byte* p) {
         out = load_u32(p);
         return false;
@@ -103,6 +110,9 @@ std::optional<uint32_t> payload_u32(std::span<const iovec> iov, size_t offset) {
 }
 
 bool set_payload_u32(std::span<const iovec> iov, size_t offset, uint32_t value) {
+    if (offset > SIZE_MAX - sizeof(fuse_out_header)) {
+        return false;
+    }
     return at_bytes(iov, sizeof(fuse_out_header) + offset, 4, [&](std::byte* p) {
         std::memcpy(p, &value, sizeof value);
         return true;

@@ -355,6 +355,21 @@ TEST(PayloadU32, ReadsAndWritesEveryOffsetAcrossEverySplit) {
     });
 }
 
+TEST(PayloadU32, OffsetsNearSizeMaxAreNotThere) {
+    // 16 + offset must not wrap around to the header.
+    const fuse_open_out open = sample_open_out();
+    const Bytes original = reply(5, 0, bytes_of(open));
+    Bytes buf = original;
+    iovec one{buf.data(), buf.size()};
+    const std::span<const iovec> iov(&one, 1);
+    for (size_t back = 0; back <= 40; ++back) {
+        const size_t offset = SIZE_MAX - back;
+        EXPECT_FALSE(payload_u32(iov, offset)) << back;
+        EXPECT_FALSE(set_payload_u32(iov, offset, 0xFFFFFFFFu)) << back;
+    }
+    EXPECT_EQ(buf, original);
+}
+
 // ---------------------------------------------------------------------------------------
 // enable_in_init_reply
 
