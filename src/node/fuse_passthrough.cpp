@@ -124,6 +124,9 @@ std::optional<ReplyHeader> reply_header(std::span<const iovec> iov) {
     size_t got = 0;
     for (const iovec& v : iov) {
         const size_t take = std::min(v.iov_len, sizeof raw - got);
+        if (take == 0) {
+            continue;  // an empty iovec's base may be null, which memcpy must not get
+        }
         std::memcpy(raw + got, v.iov_base, take);
         got += take;
         if (got == sizeof raw) {

@@ -370,6 +370,27 @@ TEST(PayloadU32, OffsetsNearSizeMaxAreNotThere) {
     EXPECT_EQ(buf, original);
 }
 
+TEST(PayloadU32, NullBasedEmptyIovecsAreSkipped) {
+    // writev accepts {nullptr, 0} anywhere; nothing may touch such a base.
+    const fuse_open_out open = sample_open_out();
+    const Bytes original = reply(5, 0, bytes_of(open));
+    Bytes buf = original;
+    std::vector<iovec> iov = {{nullptr, 0},          {buf.data(), 10}, {nullptr, 0},
+                              {buf.data() + 10, 15}, {nullptr, 0},     {buf.data() + 25, 7},
+                              {nullptr, 0}};
+    auto h = reply_header(iov);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->unique, 5u);
+    EXPECT_EQ(payload_u32(iov, kOpenOutFlagsOffset), open.open_flags);
+    EXPECT_TRUE(set_payload_u32(iov, kOpenOutBackingIdOffset, 3));
+    EXPECT_EQ(u32_at(buf, 16 + kOpenOutBackingIdOffset), 3u);
+    EXPECT_FALSE(payload_u32(iov, 13));
+    std::vector<iovec> only_null = {{nullptr, 0}, {nullptr, 0}};
+    EXPECT_FALSE(reply_header(only_null));
+    EXPECT_FALSE(payload_u32(only_null, 0));
+    EXPECT_FALSE(set_payload_u32(only_null, 0, 1));
+}
+
 // ---------------------------------------------------------------------------------------
 // enable_in_init_reply
 
