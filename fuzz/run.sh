@@ -1,42 +1,59 @@
 #!/usr/bin/env bash
 # Usage: fuzz/run.sh SECONDS
-# Builds the fuzz preset if needed, then runs driver_fuzzer for SECONDS on a working copy of
-# the committed seeds (fuzz/corpus/driver/ is only read; the copy in build/fuzz/corpus-run/
-# keeps growing across runs). Exits non-zero on any finding (crash, invariant trap,
-# sanitizer report, leak, timeout, out of memory); the reproducer lands in
-# build/fuzz/artifacts/. Ends by printing executions and coverage.
+# Builds the fuzz preset if needed, then shares SECONDS between the harnesses: driver_fuzzer
+# gets SECONDS - 15, then fuse_shim_fuzzer a fixed 15 (below 30 seconds they split them
+# evenly). Each fuzzes a working copy of its committed seeds (fuzz/corpus/NAME/ is only read;
+# the copy in build/fuzz/corpus-run/NAME/ keeps growing across runs). Exits non-zero on any
+# finding of either (crash, invariant trap, sanitizer report, leak, timeout, out of memory);
+# the reproducer lands in build/fuzz/artifacts/. Prints executions and coverage for each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${1:?usage: fuzz/run.sh SECONDS}
+shim_seconds=15
+if ((seconds < 2 * shim_seconds)); then
+    shim_seconds=$((seconds / 2 > 0 ? seconds / 2 : 1))
+fi
+driver_seconds=$((seconds - shim_seconds > 0 ? seconds - shim_seconds : 1))
 build=build/fuzz
-work=$build/corpus-run/driver
 artifacts=$build/artifacts
-log=$build/driver_fuzzer.log
 
-# Only the layers the harness needs: the device, the PCI layer and the driver.
+# Only the layers the harnesses need: the device, the PCI layer and the driver for
+# driver_fuzzer; fuse_shim_fuzzer compiles the shim's one source itself (base/ and libfuse).
 cmake --preset fuzz -DGF_LAYERS="base;device;pci;driver" >/dev/null
-cmake --build --preset fuzz --target driver_fuzzer
+cmake --build --preset fuzz --target driver_fuzzer fuse_shim_fuzzer
 
-mkdir -p "$work" "$artifacts"
-cp -n fuzz/corpus/driver/* "$work"/
+mkdir -p "$artifacts"
+
+# run_fuzzer NAME SECONDS MAX_LEN: fuzzes NAME's working corpus; returns its exit status.
+run_fuzzer() {
+    local name=$1 secs=$2 max_len=$3
+    local work=$build/corpus-run/${name%_fuzzer} log=$build/$name.log status=0
+    mkdir -p "$work"
+    cp -n fuzz/corpus/"${name%_fuzzer}"/* "$work"/
+    "$build/fuzz/$name" "$work" \
+        -max_total_time="$secs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+
+    tail -n 40 "$log" | grep -E '^(==|SUMMARY|invariant|  |stat::)' | grep -v '^==.*INFO' || true
+    local execs speed last cov ft corpus
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
+    cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+    ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+    corpus=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
+    echo "$name: ${execs:-?} execs (${speed:-?}/s) in ${secs}s, cov ${cov:-?}, ft ${ft:-?}, corpus ${corpus:-?}, exit $status (log: $log)"
+    if [[ $status -ne 0 ]]; then
+        echo "$name: FINDING; reproducer in $artifacts/ (run it: $build/fuzz/$name FILE)" >&2
+    fi
+    return "$status"
+}
 
 status=0
-# -max_len keeps inputs to a few dozen operations each: more inputs per second, and every
-# input still ends with every file closed and checked.
-"$build/fuzz/driver_fuzzer" "$work" \
-    -max_total_time="$seconds" -max_len=1024 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
-
-tail -n 40 "$log" | grep -E '^(==|SUMMARY|invariant|  |stat::)' | grep -v '^==.*INFO' || true
-execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
-cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
-ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-corpus=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
-echo "driver_fuzzer: ${execs:-?} execs (${speed:-?}/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${corpus:-?}, exit $status (log: $log)"
-if [[ $status -ne 0 ]]; then
-    echo "driver_fuzzer: FINDING; reproducer in $artifacts/ (run it: $build/fuzz/driver_fuzzer FILE)" >&2
-fi
+# -max_len keeps the driver's inputs to a few dozen operations each: more inputs per second,
+# and every input still ends with every file closed and checked.
+run_fuzzer driver_fuzzer "$driver_seconds" 1024 || status=$?
+# A request and a reply (an INIT request and reply are 104 + 80 bytes) fit easily.
+run_fuzzer fuse_shim_fuzzer "$shim_seconds" 512 || { s=$?; ((status != 0)) || status=$s; }
 exit "$status"
