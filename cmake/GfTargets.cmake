@@ -1,10 +1,11 @@
 # Helpers shared by every layer's CMakeLists.txt.
 
-# gf_add_test(NAME SOURCES a.cpp b.cpp LIBS x y [LABELS l])
+# gf_add_test(NAME SOURCES a.cpp b.cpp LIBS x y [LABELS l] [TEST_PREFIX p.])
 # One GoogleTest executable; each test case becomes a CTest test, discovered
 # when CTest runs (so sanitizer builds never run test binaries at build time).
+# TEST_PREFIX goes before each case's name (ctest -R can then select the executable).
 function(gf_add_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TEST_PREFIX" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main GTest::gmock
                                         Threads::Threads)
@@ -14,6 +15,7 @@ function(gf_add_test name)
     set(labels unit)
   endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
+                       TEST_PREFIX "${ARG_TEST_PREFIX}"
                        PROPERTIES LABELS "${labels}" TIMEOUT 300)
 endfunction()
 
