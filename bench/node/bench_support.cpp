@@ -31,6 +31,8 @@ constexpr size_t kPathMax = 512;
 char g_mounts[kSlots][kPathMax];
 std::atomic<bool> g_mount_used[kSlots];
 std::atomic<pid_t> g_children[1024];
+char g_temp_dirs[kSlots][kPathMax];
+std::atomic<bool> g_temp_dir_used[kSlots];
 
 void on_fatal_signal(int sig) {
     for (auto& child : g_children) {
@@ -42,6 +44,23 @@ void on_fatal_signal(int sig) {
     for (size_t i = 0; i < kSlots; ++i) {
         if (g_mount_used[i].load()) {
             ::umount2(g_mounts[i], MNT_DETACH);
+        }
+    }
+    // fork, execve and waitpid are async-signal-safe: rm does the recursive removal.
+    for (size_t i = 0; i < kSlots; ++i) {
+        if (g_temp_dir_used[i].load()) {
+            const pid_t pid = ::fork();
+            if (pid == 0) {
+                char rm[] = "/bin/rm", flags[] = "-rf";
+                char* const args[] = {rm, flags, g_temp_dirs[i], nullptr};
+                char* const env[] = {nullptr};
+                ::execve(rm, args, env);
+                ::_exit(127);
+            }
+            if (pid > 0) {
+                int status = 0;
+                ::waitpid(pid, &status, 0);
+            }
         }
     }
     ::signal(sig, SIG_DFL);
@@ -136,11 +155,23 @@ TempDir::TempDir() {
     char templ[] = "/tmp/gf-node-bench-XXXXXX";
     const char* made = ::mkdtemp(templ);
     path_ = made != nullptr ? made : "";
+    for (size_t i = 0; i < kSlots && !path_.empty() && path_.size() < kPathMax; ++i) {
+        if (!g_temp_dir_used[i].load()) {
+            std::memcpy(g_temp_dirs[i], path_.c_str(), path_.size() + 1);
+            g_temp_dir_used[i].store(true);
+            break;
+        }
+    }
 }
 
 TempDir::~TempDir() {
     if (path_.empty()) {
         return;
+    }
+    for (size_t i = 0; i < kSlots; ++i) {
+        if (g_temp_dir_used[i].load() && path_ == g_temp_dirs[i]) {
+            g_temp_dir_used[i].store(false);
+        }
     }
     std::error_code ec;
     for (int round = 0; round < 4; ++round) {

@@ -13,7 +13,8 @@
 namespace gf::bench {
 
 // Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV and SIGBUS that kill the
-// registered processes, detach the registered mounts and then die of the signal.
+// registered processes, detach the registered mounts, remove the live TempDirs and then die
+// of the signal.
 void install_cleanup_handlers();
 // Registers a mount point to detach on a fatal signal (only async-signal-safe work there).
 void register_mount(const std::string& dir);
