@@ -10,6 +10,8 @@
 //                (the lookup part alone), the node without and with memory files, in
 //                process and as goldfish-asd (through its node symlink).
 //   *Ping        an ioctl through the node (mmap on) against the empty file system's.
+//   Paired*      the same comparisons with baseline and node in alternation within each
+//                run, reporting the median ratio node/base (robust to a drifting load).
 //
 // Everything FUSE here is served in this process by the node's worker pool (8 threads), like
 // goldfish-asd, except the OpenCloseDaemon* ones (a goldfish-asd child) and the libfuse-loop
@@ -24,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -675,6 +678,266 @@ void BM_NodeAllocateDeallocate(benchmark::State& state) {
     ::close(fd);
 }
 
+// ============================ paired: A and B in alternation ============================
+//
+// On a shared machine the load drifts by more than the differences these figures are about,
+// between repetitions and even within one. A paired benchmark runs the baseline and the node
+// in alternation, one short batch each per iteration (in alternating order), and reports the
+// median batch time of each and the median of the per-iteration ratios node/baseline, so
+// drift mostly cancels. Each op returns the nanoseconds of its timed part.
+
+using TimedOp = std::function<double()>;
+
+double median_of(std::vector<double> v) {
+    if (v.empty()) {
+        return 0;
+    }
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+template <class F>
+double timed_ns(F&& f) {
+    const auto begin = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - begin)
+        .count();
+}
+
+// `after_batch` runs untimed after each batch (to drain asynchronous releases).
+void paired(
+    benchmark::State& state, int batch, const TimedOp& base, const TimedOp& node,
+    const std::function<void()>& after_batch = [] {}) {
+    std::vector<double> base_ns, node_ns, ratio;
+    bool failed = false;
+    auto run = [&](const TimedOp& op) {
+        double sum = 0;
+        for (int i = 0; i < batch; ++i) {
+            const double t = op();
+            if (t < 0) {
+                failed = true;
+                break;
+            }
+            sum += t;
+        }
+        after_batch();
+        return sum / batch;
+    };
+    for (auto _ : state) {
+        double b = 0, n = 0;
+        if (base_ns.size() % 2 == 0) {
+            b = run(base);
+            n = run(node);
+        } else {
+            n = run(node);
+            b = run(base);
+        }
+        if (failed) {
+            state.SkipWithError("an operation failed");
+            break;
+        }
+        base_ns.push_back(b);
+        node_ns.push_back(n);
+        ratio.push_back(n / b);
+    }
+    state.counters["base_us"] = median_of(base_ns) / 1e3;
+    state.counters["node_us"] = median_of(node_ns) / 1e3;
+    state.counters["node/base"] = median_of(ratio);
+}
+
+// 1. memcpy into the node's block against anonymous memory (both touched).
+void BM_PairedMemcpy(benchmark::State& state) {
+    Node* node = mmap_node_or_skip(state);
+    if (node == nullptr)
+        return;
+    int fd = open_or_skip(state, node->file());
+    if (fd < 0)
+        return;
+    void* anon = ::mmap(nullptr, kBig, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    auto block = allocate(fd, kBig);
+    std::byte* mapped = block ? map_shared(fd, block->offset, kBig) : nullptr;
+    if (anon == MAP_FAILED || mapped == nullptr) {
+        state.SkipWithError("64 MiB mappings failed");
+    } else {
+        const std::byte* src = memcpy_source();
+        std::memset(anon, 0, kBig);
+        std::memset(mapped, 0, kBig);
+        auto copy_into = [src](void* dst) {
+            return [src, dst] {
+                return timed_ns([&] {
+                    std::memcpy(dst, src, kBig);
+                    benchmark::DoNotOptimize(dst);
+                    benchmark::ClobberMemory();
+                });
+            };
+        };
+        paired(state, 2, copy_into(anon), copy_into(mapped));
+    }
+    if (mapped != nullptr)
+        ::munmap(mapped, kBig);
+    if (anon != MAP_FAILED)
+        ::munmap(anon, kBig);
+    if (block)
+        deallocate(fd, block->offset);
+    ::close(fd);
+    drain([node] { return static_cast<int64_t>(node->open_files()); });
+}
+
+// 2. First touch: ALLOCATE_BLOCK + mmap + a write per page against memfd_create + ftruncate
+// + mmap + the same writes. Argument teardown_timed as for FirstTouch*.
+void BM_PairedFirstTouch(benchmark::State& state) {
+    const bool teardown_timed = state.range(0) != 0;
+    Node* node = mmap_node_or_skip(state);
+    if (node == nullptr)
+        return;
+    int fd = open_or_skip(state, node->file());
+    if (fd < 0)
+        return;
+    TimedOp memfd = [teardown_timed] {
+        const auto begin = std::chrono::steady_clock::now();
+        int m = ::memfd_create("gf-bench", MFD_CLOEXEC);
+        std::byte* p = m >= 0 && ::ftruncate(m, kBig) == 0 ? map_shared(m, 0, kBig) : nullptr;
+        if (p == nullptr) {
+            if (m >= 0)
+                ::close(m);
+            return -1.0;
+        }
+        touch_pages(p, kBig);
+        auto end = std::chrono::steady_clock::now();
+        ::munmap(p, kBig);
+        ::close(m);
+        if (teardown_timed)
+            end = std::chrono::steady_clock::now();
+        return std::chrono::duration<double, std::nano>(end - begin).count();
+    };
+    TimedOp block = [teardown_timed, fd] {
+        const auto begin = std::chrono::steady_clock::now();
+        auto b = allocate(fd, kBig);
+        std::byte* p = b ? map_shared(fd, b->offset, kBig) : nullptr;
+        if (p == nullptr) {
+            if (b)
+                deallocate(fd, b->offset);
+            return -1.0;
+        }
+        touch_pages(p, kBig);
+        auto end = std::chrono::steady_clock::now();
+        ::munmap(p, kBig);
+        const bool freed = deallocate(fd, b->offset);
+        if (teardown_timed)
+            end = std::chrono::steady_clock::now();
+        return freed ? std::chrono::duration<double, std::nano>(end - begin).count() : -1.0;
+    };
+    paired(state, 1, memfd, block);
+    ::close(fd);
+    drain([node] { return static_cast<int64_t>(node->open_files()); });
+}
+
+TimedOp open_close_op(std::string path) {
+    return [path = std::move(path)] {
+        return timed_ns([&] {
+            int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+            if (fd >= 0)
+                ::close(fd);
+        });
+    };
+}
+
+// 3. open + close: argument 0 empty fixed inode / node; 1 empty fixed inode / node --no-mmap;
+// 2 node --no-mmap / node; 3 goldfish-asd --no-mmap / goldfish-asd (through the symlinks).
+void BM_PairedOpenClose(benchmark::State& state) {
+    if (!need_root(state))
+        return;
+    Fixture& f = fixture();
+    std::string base, node;
+    std::function<int64_t()> base_open, node_open;
+    auto node_fn = [](Node& n) { return [&n] { return static_cast<int64_t>(n.open_files()); }; };
+    auto empty_fn = [](EmptyFs& e) { return [&e] { return e.open_files(); }; };
+    auto daemon_fn = [](gf::bench::Daemon* d) {
+        return [dir = d->mount_dir()] {
+            return static_cast<int64_t>(gf::bench::daemon_open_files(dir).value_or(0));
+        };
+    };
+    switch (state.range(0)) {
+        case 0:
+        case 1: {
+            EmptyFs& e = f.empty();
+            Node& n = state.range(0) == 0 ? f.node() : f.node_no_mmap();
+            base = e.file();
+            base_open = empty_fn(e);
+            node = n.file();
+            node_open = node_fn(n);
+            break;
+        }
+        case 2:
+            base = f.node_no_mmap().file();
+            base_open = node_fn(f.node_no_mmap());
+            node = f.node().file();
+            node_open = node_fn(f.node());
+            break;
+        default: {
+            gf::bench::Daemon* without = f.daemon(false);
+            gf::bench::Daemon* with = f.daemon(true);
+            if (without == nullptr || with == nullptr) {
+                state.SkipWithError("goldfish-asd did not come up");
+                return;
+            }
+            base = without->node();
+            base_open = daemon_fn(without);
+            node = with->node();
+            node_open = daemon_fn(with);
+        }
+    }
+    for (const std::string& p : {base, node}) {
+        int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            state.SkipWithError(("open " + p + ": " + std::strerror(errno)).c_str());
+            return;
+        }
+        ::close(fd);
+    }
+    paired(state, 100, open_close_op(base), open_close_op(node), [&] {
+        drain(base_open);
+        drain(node_open);
+    });
+}
+
+// 4. PING: the empty file system's ioctl against the node's (mmap on).
+void BM_PairedPing(benchmark::State& state) {
+    Node* node = mmap_node_or_skip(state);
+    if (node == nullptr)
+        return;
+    int empty_fd = open_or_skip(state, fixture().empty().file());
+    if (empty_fd < 0)
+        return;
+    int node_fd = open_or_skip(state, node->file());
+    if (node_fd < 0) {
+        ::close(empty_fd);
+        return;
+    }
+    goldfish_address_space_ping create{};
+    create.metadata = 6;
+    create.version = sizeof create;
+    if (::ioctl(node_fd, GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &create) != 0 || create.metadata != 0) {
+        state.SkipWithError("create ping failed");
+    } else {
+        auto ping_op = [](int fd) {
+            return [fd] {
+                goldfish_address_space_ping ping{};
+                ping.metadata = 3;
+                ping.version = sizeof ping;
+                int rc = 0;
+                const double t =
+                    timed_ns([&] { rc = ::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &ping); });
+                return rc == 0 ? t : -1.0;
+            };
+        };
+        paired(state, 500, ping_op(empty_fd), ping_op(node_fd));
+    }
+    ::close(node_fd);
+    ::close(empty_fd);
+}
+
 BENCHMARK(BM_MemcpyAnon)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MemcpyMemfd)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MemcpyNodeBlock)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -701,6 +964,21 @@ BENCHMARK(BM_EmptyFusePing)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_NodePing)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_EmptyFuseAllocateDeallocate)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_NodeAllocateDeallocate)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PairedMemcpy)->Iterations(30)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PairedFirstTouch)
+    ->ArgName("teardown_timed")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(15)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PairedOpenClose)
+    ->ArgName("pair")
+    ->DenseRange(0, 3)
+    ->Iterations(30)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PairedPing)->Iterations(30)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -13,9 +13,12 @@ def medians(path):
     with open(path) as f:
         data = json.load(f)
     out = {}
-    for b in data["benchmarks"]:
+    rows = sorted(data["benchmarks"],
+                  key=lambda b: (b.get("family_index", 0), b.get("per_family_instance_index", 0)))
+    for b in rows:
         if b.get("run_type") == "aggregate" and b.get("aggregate_name") == "median":
             name = b["run_name"].removeprefix("BM_").removesuffix("/real_time")
+            name = "/".join(p for p in name.split("/") if not p.startswith("iterations:"))
             out[name] = b
     return data.get("context", {}), out
 
@@ -40,6 +43,8 @@ def main():
     print(f"| {'benchmark':44} | {'median':>10} | {'throughput':>11} |")
     print(f"|{'-' * 46}|{'-' * 12}|{'-' * 13}|")
     for name, b in m.items():
+        if name.startswith("Paired"):
+            continue
         rate = b.get("bytes_per_second")
         rate = f"{rate / 2**30:.2f} GiB/s" if rate else ""
         print(f"| {name:44} | {fmt_time(ns(b)):>10} | {rate:>11} |")
@@ -71,6 +76,27 @@ def main():
     ]
     for label, r, target in rows:
         print(f"| {label} | {r:.3f} | {target} |")
+
+    paired = {
+        "PairedMemcpy": "1. memcpy 64 MiB: anonymous / node block (time; throughput ratio is 1/x)",
+        "PairedFirstTouch/teardown_timed:0": "2. first touch 64 MiB, teardown untimed: memfd / node block",
+        "PairedFirstTouch/teardown_timed:1": "2. first touch 64 MiB, teardown timed: memfd / node block",
+        "PairedOpenClose/pair:0": "3. open+close: empty fixed inode / node",
+        "PairedOpenClose/pair:1": "3. open+close: empty fixed inode / node --no-mmap",
+        "PairedOpenClose/pair:2": "3. open+close: node --no-mmap / node",
+        "PairedOpenClose/pair:3": "3. open+close: goldfish-asd --no-mmap / goldfish-asd",
+        "PairedPing": "4. PING: empty FUSE ioctl / node (mmap on)",
+    }
+    print()
+    print("paired (alternating within each run; medians over repetitions of per-run medians):")
+    print()
+    print("| pair (base / node) | base | node | node/base |")
+    print("|---|---|---|---|")
+    for key, label in paired.items():
+        if key in m:
+            b = m[key]
+            print(f"| {label} | {fmt_time(b['base_us'] * 1e3)} | {fmt_time(b['node_us'] * 1e3)} "
+                  f"| {b['node/base']:.3f} |")
 
     def t(name):
         return ns(m[name]) if name in m else float("nan")
