@@ -18,7 +18,7 @@ FUSE_LOOKUP, FUSE_GETATTR, FUSE_OPEN, FUSE_INIT = 1, 3, 14, 26
 FUSE_ASYNC_READ, FUSE_BIG_WRITES, FUSE_WRITEBACK_CACHE = 1 << 0, 1 << 5, 1 << 16
 FUSE_MAX_PAGES, FUSE_INIT_EXT = 1 << 22, 1 << 30
 FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE = 1 << 0, 1 << 1
-# The kernel 6.18 offer measured in spec/mmap.md (appendix, §1): passthrough included.
+# The kernel 6.18 offer measured for docs/node.md#mmap: passthrough included.
 KERNEL_OFFER = 0x5FD73FFFFFB
 ENOENT, EACCES, ENOSYS = 2, 13, 38
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Boots a VM in Debian 12's QEMU (7.2) with the goldfish address space device attached
-# through QEMU's multi-process protocol (x-pci-proxy-dev, spec/vmm.md §1): console on
+# through QEMU's multi-process protocol (x-pci-proxy-dev, docs/vm.md#proxy-protocol): console on
 # stdio, -nographic, guest RAM in a shared memfd so the device can read ping pages.
 #
 #   run-vm.sh --initrd INITRAMFS [--kernel VMLINUZ] [--append "KERNEL ARGS"]

@@ -255,7 +255,7 @@ static int unowned_is_isolated(int fd, uint64_t offset, const void* owner, uint6
     return ok;
 }
 
-/* mmap of what a file owns (spec/driver.md §3.7), checked from the client's side. A node
+/* mmap of what a file owns (docs/uapi.md#mmap), checked from the client's side. A node
  * that serves ioctls only answers ENODEV: then these steps are skipped. */
 static void shared_memory(struct run* r, const char* path) {
     int fd = open_node(r, path, "mmap: open");

@@ -1,4 +1,4 @@
-/* Conformance sequences for a goldfish address space node (spec/device.md §9.3,
+/* Conformance sequences for a goldfish address space node (docs/contexts.md#client-sequences,
  * without mmap), written in C against the UAPI header alone, so that the same
  * steps run from a C test program and from `goldfish-as selftest`. */
 #ifndef GF_CLIENT_CONFORMANCE_H

@@ -1,4 +1,4 @@
-// The host-memory flows of guest userspace (spec/device.md §9.2): type 5 backs a
+// The host-memory flows of guest userspace (docs/contexts.md#client-sequences): type 5 backs a
 // guest-allocated block with host memory; type 6 takes a slot of a host-owned slab and
 // claims it. Either way the client then maps the memory, as the AOSP library's hostMalloc
 // does, and gets a pointer it shares with the host.

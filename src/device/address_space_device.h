@@ -1,4 +1,4 @@
-// The goldfish address space PCI function, host side (spec/device.md §2-§8, §12): a register
+// The goldfish address space PCI function, host side (docs/device.md): a register
 // file in BAR0 whose COMMAND and PING writes run synchronously, the BAR1 area allocator, the
 // handle table and its contexts, and the sparse host memory behind BAR1.
 //

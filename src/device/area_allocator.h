@@ -1,5 +1,6 @@
 // The BAR1 area allocator: hands out ranges of [0, area_size) with the emulator's placement
-// policy (spec/device.md §6), in O(log n) per operation instead of the emulator's array scan.
+// policy (docs/allocator.md#placement-policy), in O(log n) per operation instead of the emulator's
+// array scan.
 #pragma once
 
 #include <cstdint>
@@ -64,9 +65,10 @@ class AreaAllocator {
     std::set<std::pair<uint64_t, uint64_t>> free_by_size_;
 };
 
-// ALLOCATE_BLOCK's size rule (spec/device.md §4): floor((size + 2*page - 2) / page) * page,
-// enough whole pages for `size` bytes starting anywhere in a page, so a page multiple gets a
-// spare page. EINVAL for size 0 or page 0, EOVERFLOW where the formula would wrap.
+// ALLOCATE_BLOCK's size rule (docs/allocator.md#block-sizes):
+// floor((size + 2*page - 2) / page) * page, enough whole pages for `size` bytes starting
+// anywhere in a page, so a page multiple gets a spare page. EINVAL for size 0 or page 0,
+// EOVERFLOW where the formula would wrap.
 Result<uint64_t> guest_block_size(uint64_t size, uint64_t page);
 
 }  // namespace gf::device

@@ -1,4 +1,4 @@
-// Which ranges of BAR1 are the pages of which user's memory file (docs/node.md#shared-memory).
+// Which ranges of BAR1 are the pages of which user's memory file (docs/node.md#mmap).
 //
 // BAR1 is one reserved window of host address space. By default its pages are the host's
 // own (private, zero until written). A range bound to a user's memory file (a sealed memfd

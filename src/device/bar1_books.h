@@ -1,6 +1,7 @@
 // Who holds which part of BAR1: the area allocator that guest blocks (ALLOCATE_BLOCK) and host
-// regions (type-6 slabs) share (spec/device.md §6), and, through Bar1Memory, which ranges are
-// backed by host memory (§5.4). The device keeps it under its lock.
+// regions (type-6 slabs) share (docs/allocator.md#placement-policy), and, through Bar1Memory, which
+// ranges are backed by host memory (docs/device.md#memory-mappings). The device keeps it under its
+// lock.
 #pragma once
 
 #include <cstdint>

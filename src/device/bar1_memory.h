@@ -1,7 +1,7 @@
 // BAR1's host backing: one sparse reservation as large as the BAR, and its layout: which
-// ranges are backed by host memory, and for whom (the memory mapping table, spec/device.md
-// §5.4). It is address space, not RAM: a page costs memory only once touched, and released
-// ranges go back to the kernel.
+// ranges are backed by host memory, and for whom (the memory mapping table,
+// docs/device.md#memory-mappings). It is address space, not RAM: a page costs memory only once
+// touched, and released ranges go back to the kernel.
 //
 // Locking: the layout has its own reader/writer lock, so that a context's own thread can
 // reach the memory (Bar1Access) without the device lock. The device changes the layout with

@@ -1,6 +1,6 @@
 // A handle's context ("subdevice"): created by the first ping on a handle with
-// metadata = type, then given every later ping (spec/device.md §5.3, §7). New types plug in
-// here and in the registry (context_registry.h), without touching the register code.
+// metadata = type, then given every later ping (docs/contexts.md#creating-a-context). New types
+// plug in here and in the registry (context_registry.h), without touching the register code.
 //
 // Locking. The device calls every `_locked` method with its lock held, and the compiler
 // checks it: they require device_lock(), the lock of the DeviceServices the context was

@@ -1,5 +1,6 @@
-// What contexts may ask of the device: the emulator's "hardware functions" (spec/device.md
-// §5.6) plus the memory mapping table (§5.4). The device calls into contexts only with its
+// What contexts may ask of the device: the emulator's "hardware functions"
+// (docs/device.md#services-for-contexts) plus the memory mapping table
+// (docs/device.md#memory-mappings). The device calls into contexts only with its
 // lock held, and every `_locked` method here requires that lock, device_lock(): the compiler
 // checks that contexts call them only from their own `_locked` methods.
 #pragma once

@@ -1,5 +1,5 @@
 // Live handles, each with its ping page and (after the first ping) its context
-// (spec/device.md §5.1, §5.2). A handle is live from GEN_HANDLE to DESTROY_HANDLE.
+// (docs/device.md#handles, #ping-page). A handle is live from GEN_HANDLE to DESTROY_HANDLE.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
-// Type 5, HostMemoryAllocator (spec/device.md §8.1): backs a guest-chosen range of one of the
-// guest's blocks with host memory. Stricter than the emulator (§12.6): the range must be page
-// aligned, inside BAR1 and inside one allocated guest block.
+// Type 5, HostMemoryAllocator (docs/contexts.md#host-memory-allocator): backs a guest-chosen range
+// of one of the guest's blocks with host memory. Stricter than the emulator
+// (docs/device.md#hardening): the range must be page aligned, inside BAR1 and inside one allocated
+// guest block.
 #pragma once
 
 #include <cstdint>

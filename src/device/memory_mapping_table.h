@@ -1,5 +1,5 @@
-// Which BAR1 ranges are backed by host memory, and for whom (spec/device.md §5.4). Keyed by
-// BAR1 offset rather than GPA, so a guest rewriting PHYS_START cannot leave stale entries.
+// Which BAR1 ranges are backed by host memory, and for whom (docs/device.md#memory-mappings). Keyed
+// by BAR1 offset rather than GPA, so a guest rewriting PHYS_START cannot leave stale entries.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-// PING: a handle's ping page goes to its context, or creates it (spec/device.md §5.2, §5.3).
+// PING: a handle's ping page goes to its context, or creates it (docs/device.md#ping-page,
+// docs/contexts.md#creating-a-context).
 #pragma once
 
 #include <cstdint>

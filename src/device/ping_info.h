@@ -1,5 +1,5 @@
 // The 40-byte ping struct at the start of a handle's ping page, as the host reads it
-// (spec/device.md §5.2): little-endian, copied in and out so the guest cannot change it
+// (docs/device.md#ping-page): little-endian, copied in and out so the guest cannot change it
 // while a context works on it.
 #pragma once
 

@@ -1,4 +1,4 @@
-// BAR0's register values and their decoding (spec/device.md §3): 64-bit registers are stored
+// BAR0's register values and their decoding (docs/device.md#registers): 64-bit registers are stored
 // whole and accessed by 32-bit halves. Writes to COMMAND and the PING registers are not
 // stored; they are handed back for the device to run.
 #pragma once

@@ -1,4 +1,4 @@
-// The device's BAR0 register map and command ids (spec/device.md §3, §4).
+// The device's BAR0 register map and command ids (docs/device.md#registers, #commands).
 // The driver keeps its own copy: drivers never include device/.
 #pragma once
 

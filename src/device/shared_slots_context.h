@@ -1,4 +1,4 @@
-// Type 6, SharedSlotsHostMemoryAllocator (spec/device.md §8.2): pieces of the device-wide
+// Type 6, SharedSlotsHostMemoryAllocator (docs/contexts.md#shared-slots): pieces of the device-wide
 // slab pool; the ping returns the BAR1-relative offset, and only this context may free it.
 #pragma once
 

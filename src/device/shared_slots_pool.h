@@ -1,5 +1,5 @@
-// The device-wide pool behind type-6 contexts (spec/device.md §8.2): 64 MiB slabs of BAR1,
-// each a host region backed by host memory, sub-allocated from their low end with best fit.
+// The device-wide pool behind type-6 contexts (docs/contexts.md#shared-slots): 64 MiB slabs of
+// BAR1, each a host region backed by host memory, sub-allocated from their low end with best fit.
 // The device keeps it under its lock; the `_locked` methods require that lock.
 #pragma once
 

@@ -1,7 +1,8 @@
-// The goldfish address space guest driver, with the Rust RFC v3 driver's
-// semantics (spec/driver.md §4.2) and the gaps of spec §5 closed. It knows the
-// device only through pci::Device; front ends (the FUSE node, tests) reach it
-// through Driver::open() and the File it returns.
+// The goldfish address space guest driver: the Rust RFC v3 driver's semantics
+// (docs/uapi.md#compared-with-the-rfc-driver), with the C driver's known bugs
+// closed (docs/uapi.md#c-driver-bugs). It knows the device only through
+// pci::Device; front ends (the FUSE node, tests) reach it through Driver::open()
+// and the File it returns.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // What the driver knows of the goldfish address space device: the ids it
 // binds to and the BAR layout it needs; the BAR0 register map and the command
-// ids come from hw/ (spec/driver.md §1).
+// ids come from hw/ (docs/device.md).
 #pragma once
 
 #include <array>

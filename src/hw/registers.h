@@ -1,6 +1,6 @@
-// The device's BAR0 register map and command ids (spec/device.md §3, §4; spec/driver.md §1):
-// what a driver writes and a device model decodes. Facts of the hardware, shared by both
-// sides of the bus; the names are the spec's.
+// The device's BAR0 register map and command ids (docs/device.md#registers, #commands;
+// docs/device.md): what a driver writes and a device model decodes. Facts of the hardware, shared
+// by both sides of the bus; the names are the spec's.
 #pragma once
 
 #include <cstddef>

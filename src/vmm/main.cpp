@@ -1,5 +1,5 @@
 // goldfish-vmm-device: serves one goldfish address space device to QEMU's multi-process
-// proxy device (`-device x-pci-proxy-dev,fd=N`, spec/vmm.md §1).
+// proxy device (`-device x-pci-proxy-dev,fd=N`, docs/vm.md#proxy-protocol).
 //
 //   goldfish-vmm-device --fd N            serve on an inherited socket, until QEMU closes it
 //   goldfish-vmm-device -- QEMU ARGS...   make the socketpair, run QEMU with the proxy

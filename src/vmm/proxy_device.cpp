@@ -16,7 +16,7 @@ namespace {
 
 constexpr unsigned kBar0 = hw::kControlBar;
 constexpr unsigned kBar1 = hw::kAreaBar;
-// Interrupt pin B, as the emulator's device (spec/device.md §2).
+// Interrupt pin B, as the emulator's device (docs/device.md#pci-identity).
 constexpr uint8_t kInterruptPinB = 2;
 
 std::string hex(uint64_t v) {

@@ -1,4 +1,4 @@
-// One goldfish address space device served to QEMU's `x-pci-proxy-dev` (spec/vmm.md §1).
+// One goldfish address space device served to QEMU's `x-pci-proxy-dev` (docs/vm.md#proxy-protocol).
 //
 // It owns the device model (src/device), the guest RAM that QEMU shares with it, and the
 // PCI config space the guest sees. serve() answers one connection's messages in order:
@@ -49,7 +49,7 @@ struct ProxyStats {
     uint64_t resets = 0;
 };
 
-// The config space the proxied function powers on with: our identity (spec/device.md §2),
+// The config space the proxied function powers on with: our identity (docs/device.md#pci-identity),
 // BAR0 and a BAR1 of `bar1_size` as 32-bit memory BARs for the guest to size and place, and
 // the fields a real function lets software write. EINVAL for a BAR1 no BAR can be.
 Result<hw::PciConfigSpace> proxy_config_space(uint64_t bar1_size);

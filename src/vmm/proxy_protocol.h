@@ -1,4 +1,4 @@
-// The wire format of QEMU's multi-process protocol (`x-pci-proxy-dev`, spec/vmm.md §1):
+// The wire format of QEMU's multi-process protocol (`x-pci-proxy-dev`, docs/vm.md#proxy-protocol):
 // a 16-byte header {int32 cmd; 4 bytes padding; uint64 size}, then `size` payload bytes;
 // file descriptors travel with the header as SCM_RIGHTS. Everything is little-endian.
 //

@@ -179,7 +179,8 @@ TEST(DeviceBlockTest, FreshDeviceHandsTheFirstPageOutAtTheTop) {
 }
 
 TEST(DeviceBlockTest, ReproducesTheEmulatorTraceThroughTheRegisters) {
-    // §6.1's trace, with request sizes one below each block size (the spare-page rule).
+    // The trace of docs/allocator.md#worked-trace, with request sizes one below each block size
+    // (the spare-page rule).
     Guest guest;
     EXPECT_EQ(guest.allocate_block(1).offset, 0x3fffff000u);
     const auto second = guest.allocate_block(4097);

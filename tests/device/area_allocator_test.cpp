@@ -1,5 +1,5 @@
-// The area allocator against the emulator's measured placement (spec/device.md §6.1) and,
-// over long random runs, against the plain reference model.
+// The area allocator against the emulator's measured placement (docs/allocator.md#worked-trace)
+// and, over long random runs, against the plain reference model.
 #include "device/area_allocator.h"
 
 #include <gtest/gtest.h>

@@ -34,7 +34,7 @@ struct Live {
 
 TEST(DeviceConcurrencyTest, ManyThreadsDrivingRegistersLeaveTheDeviceConsistent) {
     Guest guest;
-    std::mutex driver_registers;  // the driver's register lock (spec/driver.md §1.3)
+    std::mutex driver_registers;  // the driver's register lock (docs/uapi.md#locking)
     std::atomic<bool> stop{false};
     std::atomic<int> failures{0};
 

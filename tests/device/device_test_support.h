@@ -1,5 +1,5 @@
 // A test guest: guest RAM, the device, and a driver-like helper that does exactly what the
-// guest driver does through the registers (spec/driver.md §1, spec/device.md §9.1).
+// guest driver does through the registers (docs/device.md#driver-sequences).
 #pragma once
 
 #include <gtest/gtest.h>

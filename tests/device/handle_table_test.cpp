@@ -1,4 +1,4 @@
-// Handle numbering (spec/device.md §5.1): from 1, never 0 or 0xFFFFFFFF, never a live one.
+// Handle numbering (docs/device.md#handles): from 1, never 0 or 0xFFFFFFFF, never a live one.
 #include "device/handle_table.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Type 5 through the registers and pings (spec/device.md §8.1, §9.3, §11, §12.6).
+// Type 5 through the registers and pings (docs/contexts.md#host-memory-allocator).
 #include "device/host_memory_allocator_context.h"
 
 #include <gtest/gtest.h>
@@ -39,7 +39,8 @@ class HostMemoryAllocatorTest : public ::testing::Test {
 };
 
 TEST_F(HostMemoryAllocatorTest, TheMinimalClientSequenceSharesMemoryWithTheHost) {
-    // §9.3: ALLOCATE_BLOCK, Allocate ping, data visible both ways, Unallocate, DEALLOCATE.
+    // docs/contexts.md#client-sequences: ALLOCATE_BLOCK, Allocate ping, data visible both ways,
+    // Unallocate, DEALLOCATE.
     const auto block = guest.allocate_block(10000);
     ASSERT_EQ(block.status, 0u);
     const uint64_t gpa = kBar1Base + block.offset;

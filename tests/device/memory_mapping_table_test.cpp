@@ -1,4 +1,5 @@
-// The backed-range table: no overlaps, exact removal, range lookups (spec/device.md §5.4).
+// The backed-range table: no overlaps, exact removal, range lookups
+// (docs/device.md#memory-mappings).
 #include "device/memory_mapping_table.h"
 
 #include <gtest/gtest.h>

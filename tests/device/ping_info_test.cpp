@@ -1,4 +1,4 @@
-// The ping struct's byte layout (spec/device.md §5.2, spec/driver.md §2.4).
+// The ping struct's byte layout (docs/device.md#ping-page).
 #include "device/ping_info.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // The emulator's placement policy written for clarity, not speed: an ordered vector of
-// ranges scanned in full on every call (spec/device.md §6). The differential test and the
-// benchmark hold the real AreaAllocator against it.
+// ranges scanned in full on every call (docs/allocator.md#placement-policy). The differential test
+// and the benchmark hold the real AreaAllocator against it.
 #pragma once
 
 #include <cerrno>

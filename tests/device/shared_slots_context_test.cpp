@@ -1,4 +1,4 @@
-// Type 6 through the registers and pings (spec/device.md §8.2, §9.3, §11, §12.6).
+// Type 6 through the registers and pings (docs/contexts.md#shared-slots).
 #include "device/shared_slots_context.h"
 
 #include <gtest/gtest.h>

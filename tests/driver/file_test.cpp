@@ -1,5 +1,5 @@
 // Open, each ioctl and release against the recording mock: the register
-// traffic of spec/driver.md §3.4-§3.6 (Rust v3 order), and each failure path.
+// traffic of docs/uapi.md#open-and-release, #ioctls (Rust v3 order), and each failure path.
 #include <array>
 #include <atomic>
 #include <cerrno>

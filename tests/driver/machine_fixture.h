@@ -16,7 +16,7 @@
 
 namespace gf::driver::testing {
 
-// Device context types and sub-commands (spec/device.md §2.5, §8).
+// Device context types and sub-commands (docs/contexts.md).
 inline constexpr uint64_t kHostMemoryAllocator = 5;
 inline constexpr uint64_t kSharedSlots = 6;
 inline constexpr uint64_t kAllocate = 1;

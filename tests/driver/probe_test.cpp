@@ -1,5 +1,5 @@
 // Probe and remove against the recording mock: the exact sequence of
-// spec/driver.md §3.2 / §4.2, and every unwind path.
+// docs/uapi.md#probe-and-remove, and every unwind path.
 #include <cerrno>
 
 #include "driver/driver.h"

@@ -246,7 +246,7 @@ TEST(ParseRequest, InitWithoutInitExtIgnoresFlags2) {
 }
 
 TEST(ParseRequest, InitWithInitExtCarriesFlags2) {
-    // The offer measured from kernel 6.18 (spec/mmap.md appendix §1).
+    // The offer measured from kernel 6.18 (the research notes behind docs/node.md#mmap).
     constexpr uint64_t kOffer = 0x5fd73fffffbull;
     static_assert((kOffer & FUSE_INIT_EXT) != 0 && (kOffer & kInitPassthrough) != 0);
     fuse_init_in in{};

@@ -12,11 +12,11 @@
 //    the files hold (handles, ping pages, blocks) and the driver's stats equal the device's.
 //    Not checked: that a type-5 mapping lies in a block of the file whose context made it.
 //    The device cannot know (ALLOCATE_BLOCK carries no handle) and the driver does not read
-//    ping contents, so one file may back memory in another file's block (spec/device.md
-//    §12.6 leaves per-handle ownership open);
+//    ping contents, so one file may back memory in another file's block
+//    (docs/device.md#hardening leaves per-handle ownership open);
 //  - quiescent: every file is closed: no handles, contexts, blocks or driver state, ping
 //    pages all returned, and the area is free again except at most one empty 64 MiB type-6
-//    slab, which the device keeps by design (spec/device.md §8.2: the GC keeps one free
+//    slab, which the device keeps by design (docs/contexts.md#slabs: the GC keeps one free
 //    slab); it is counted as a host region and must be backed by its pool mapping alone.
 #pragma once
 

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* BAR0 registers and commands (spec/device.md §3, §4). */
+/* BAR0 registers and commands (docs/device.md#registers, #commands). */
 enum {
     REG_COMMAND = 0x00,
     REG_STATUS = 0x04,
@@ -46,7 +46,7 @@ enum {
     CMD_TELL_PING_INFO_ADDR = 5,
 };
 
-/* The 40-byte ping struct at the start of the ping page (spec/device.md §5.2). */
+/* The 40-byte ping struct at the start of the ping page (docs/device.md#ping-page). */
 struct ping_info {
     uint64_t phys_addr;
     uint64_t size;
