@@ -38,12 +38,6 @@ namespace gf::device {
 
 class AddressSpaceDevice : private DeviceServices {
   public:
-    static constexpr uint16_t kVendorId = 0x607D;
-    static constexpr uint16_t kDeviceId = 0xF153;
-    static constexpr uint8_t kRevision = 1;
-    static constexpr uint16_t kClassCode = 0xff00;  // class << 8 | subclass; prog-if 0
-    static constexpr uint64_t kBar0Size = 0x1000;
-
     // EINVAL for an unusable config, ENOMEM if BAR1's reservation fails. guest_memory must
     // outlive the device.
     static Result<std::unique_ptr<AddressSpaceDevice>> create(const DeviceConfig& config,

@@ -1,6 +1,7 @@
 // The device through its registers, the way a driver and a VMM use it: identity and BARs,
 // the register file, the five commands, handles, pings, reset and BAR1's memory footprint.
 #include "device/address_space_device.h"
+#include "hw/pci_identity.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -26,11 +27,11 @@ constexpr uint32_t kOk = 0;
 // ---- identity, BARs, configuration ----
 
 TEST(DeviceIdentityTest, ExposesThePciIdentityAndDefaultBars) {
-    EXPECT_EQ(AddressSpaceDevice::kVendorId, 0x607D);
-    EXPECT_EQ(AddressSpaceDevice::kDeviceId, 0xF153);
-    EXPECT_EQ(AddressSpaceDevice::kRevision, 1);
-    EXPECT_EQ(AddressSpaceDevice::kClassCode, 0xff00);
-    EXPECT_EQ(AddressSpaceDevice::kBar0Size, 0x1000u);
+    EXPECT_EQ(hw::kVendorId, 0x607D);
+    EXPECT_EQ(hw::kDeviceId, 0xF153);
+    EXPECT_EQ(hw::kRevision, 1);
+    EXPECT_EQ(hw::kClassCode, 0xff00);
+    EXPECT_EQ(hw::kControlBarSize, 0x1000u);
     Guest guest;
     EXPECT_EQ(guest.device().bar1_size(), k16GiB);
     EXPECT_TRUE(guest.device().bar1_64bit());
