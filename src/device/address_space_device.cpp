@@ -45,7 +45,8 @@ Result<std::unique_ptr<AddressSpaceDevice>> AddressSpaceDevice::create(const Dev
     if (!config.bar1_64bit && (config.bar1_size > kMax32BitBar || *bar1_end > (1ull << 32))) {
         return fail(EINVAL);
     }
-    std::unique_ptr<Bar1Memory> bar1 = GF_TRY(Bar1Memory::create(config.bar1_size, config.max_bar1_bindings));
+    std::unique_ptr<Bar1Memory> bar1 =
+        GF_TRY(Bar1Memory::create(config.bar1_size, config.max_bar1_bindings));
     return std::unique_ptr<AddressSpaceDevice>(
         new AddressSpaceDevice(config, guest_memory, std::move(bar1)));
 }
@@ -307,6 +308,7 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.area_free_bytes = books_.area().free_bytes();
     stats.memory_mappings = bar1_->mapping_count();
     stats.backed_bytes = bar1_->backed_bytes();
+    stats.file_bindings = bar1_->bound_count();
     stats.shared_slot_slabs = shared_slots_.slab_count();
     stats.refused_pings = refused_pings_;
     stats.faults_fired = faults_.fired();
@@ -381,8 +383,8 @@ Result<size_t> AddressSpaceDevice::write_bar1(uint64_t offset, std::span<const s
     return in.size();
 }
 
-Result<void> AddressSpaceDevice::bind_file(Bar1FileId file, int fd, uint64_t offset,
-                                           uint64_t size, bool held) {
+Result<void> AddressSpaceDevice::bind_file(Bar1FileId file, int fd, uint64_t offset, uint64_t size,
+                                           bool held) {
     MutexLock lock(device_mutex_);
     // The platform maps only what the device says is the user's: a block the guest holds,
     // or memory the host holds (which the driver's claim hands over).

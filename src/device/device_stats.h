@@ -17,6 +17,7 @@ struct DeviceStats {
     uint64_t area_free_bytes = 0;
     uint64_t memory_mappings = 0;  // backed ranges
     uint64_t backed_bytes = 0;
+    uint64_t file_bindings = 0;  // BAR1 ranges bound to users' memory files
     uint64_t shared_slot_slabs = 0;
     uint64_t refused_pings = 0;  // unknown handle, no ping page yet, or page not in RAM
     uint64_t faults_fired = 0;   // injected faults that took effect (see inject())

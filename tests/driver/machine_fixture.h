@@ -54,8 +54,8 @@ class MachineTest : public ::testing::Test {
         driver = std::move(*probed);
     }
 
-    std::shared_ptr<File> open() {
-        auto file = driver->open();
+    std::shared_ptr<File> open(const OpenOptions& options = {}) {
+        auto file = driver->open(options);
         EXPECT_TRUE(file) << (file ? 0 : file.error().value());
         return file ? std::move(*file) : nullptr;
     }
@@ -77,6 +77,7 @@ class MachineTest : public ::testing::Test {
         EXPECT_EQ(host.guest_blocks, 0u);
         EXPECT_EQ(host.guest_block_bytes, 0u);
         EXPECT_EQ(host.memory_mappings, 0u);
+        EXPECT_EQ(host.file_bindings, 0u);
         const DriverStats mine = driver->stats();
         EXPECT_EQ(mine.open_files, 0u);
         EXPECT_EQ(mine.blocks, 0u);
