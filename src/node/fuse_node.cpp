@@ -30,8 +30,10 @@ constexpr fuse_ino_t kBar1Ino = 4;
 constexpr uint64_t kFirstNodeId = 16;
 constexpr double kFixedTimeout = 1.0;
 constexpr auto kInitLimit = std::chrono::seconds(10);
-// How often files closed with live mappings are checked again.
-constexpr auto kLingerRetry = std::chrono::milliseconds(50);
+// How often files closed with live mappings are checked again: soon at first, then less
+// often while none goes (each check remaps every range such a file holds).
+constexpr auto kLingerFirstRetry = std::chrono::milliseconds(20);
+constexpr auto kLingerMaxRetry = std::chrono::milliseconds(1000);
 
 bool is_node(fuse_ino_t ino) {
     return ino >= kFirstNodeId;
@@ -502,6 +504,7 @@ uint64_t FuseNode::lingering_files() const {
 }
 
 void FuseNode::reap_lingering() {
+    auto retry = kLingerFirstRetry;
     for (;;) {
         std::vector<OpenNode*> candidates;
         {
@@ -511,14 +514,18 @@ void FuseNode::reap_lingering() {
             }
             candidates.assign(lingering_.begin(), lingering_.end());
         }
+        bool released = false;
         for (OpenNode* open_node : candidates) {
             // Only this thread and stop() (after joining it) take files out of lingering_.
             if (open_node->file->release_if_unmapped()) {
                 MutexLock lock(open_mutex_);
                 lingering_.erase(open_node);
                 delete open_node;
+                released = true;
             }
         }
+        retry = released || candidates.empty() ? kLingerFirstRetry
+                                               : std::min(2 * retry, kLingerMaxRetry);
         std::unique_lock<std::mutex> wait(open_mutex_.native());
         // Sound: `wait` holds open_mutex_, which the predicates read under.
         if (candidates.empty()) {
@@ -526,7 +533,7 @@ void FuseNode::reap_lingering() {
                 return stopping_ || !lingering_.empty();
             });
         } else {
-            lingering_cv_.wait_for(wait, kLingerRetry,
+            lingering_cv_.wait_for(wait, retry,
                                    [this]() GF_NO_THREAD_SAFETY_ANALYSIS { return stopping_; });
         }
     }
