@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -185,7 +186,24 @@ int Daemon::stop(int sig, std::chrono::milliseconds limit, std::chrono::millisec
 RunResult run_program(const std::vector<std::string>& argv, std::chrono::seconds limit,
                       std::optional<uid_t> as_user) {
     RunResult result;
-    auto [pid, fd] = spawn(argv, as_user);
+    // A program run as another user must be reachable by that user, and the checkout (with
+    // the build in it) may sit in a directory only root can enter (root's home, a mktemp
+    // -d): run a copy from a temporary directory anyone may read.
+    std::optional<TempDir> staging;
+    std::vector<std::string> args = argv;
+    if (as_user && !args.empty() && args[0].rfind("/usr/", 0) != 0 &&
+        args[0].rfind("/bin/", 0) != 0) {
+        staging.emplace();
+        const std::string copy =
+            staging->path() + "/" + std::filesystem::path(args[0]).filename().string();
+        std::error_code ec;
+        std::filesystem::copy_file(args[0], copy, ec);
+        if (ec || ::chmod(staging->path().c_str(), 0755) != 0 || ::chmod(copy.c_str(), 0755) != 0) {
+            return result;
+        }
+        args[0] = copy;
+    }
+    auto [pid, fd] = spawn(args, as_user);
     if (pid < 0) {
         return result;
     }
