@@ -294,7 +294,7 @@ struct FuseNode::Ops {
         }
         node.lingering_cv_.notify_one();
         if (owned) {
-            owned->file->release();  // stopping: stop() releases everything anyway
+            owned->file->release();  // stopping: no one would check it again
         }
     }
 
