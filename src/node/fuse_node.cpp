@@ -212,7 +212,7 @@ struct FuseNode::Ops {
             it->second.opened = true;
         }
         driver::OpenOptions options;
-        options.memory = node.mmap_available_;
+        options.memory = node.mmap_available();
         Result<std::shared_ptr<driver::File>> file = node.driver_.open(options);
         if (!file) {
             return file.error().value();
@@ -468,14 +468,16 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    bool available = false;
+    std::string reason;
     if (!config.no_mmap_reason.empty()) {
-        node->mmap_reason_ = config.no_mmap_reason;
+        reason = config.no_mmap_reason;
     } else if ((node->shim_.kernel_flags() & passthrough::kInitPassthrough) == 0) {
-        node->mmap_reason_ = "kernel " + kernel_release() +
-                             " has no FUSE passthrough (it needs Linux 6.9 or later built with "
-                             "CONFIG_FUSE_PASSTHROUGH)";
+        reason = "kernel " + kernel_release() +
+                 " has no FUSE passthrough (it needs Linux 6.9 or later built with "
+                 "CONFIG_FUSE_PASSTHROUGH)";
     } else if (!node->shim_.negotiated()) {
-        node->mmap_reason_ = "the kernel did not accept FUSE passthrough";
+        reason = "the kernel did not accept FUSE passthrough";
     } else {
         // Registering a backing file needs CAP_SYS_ADMIN in the initial user namespace.
         UniqueFd probe(::memfd_create("goldfish-asd-probe", MFD_CLOEXEC));
@@ -483,12 +485,17 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
                                    : Result<int32_t>(fail(errno));
         if (id) {
             passthrough::Shim::close_backing(node->fuse_fd_, *id);
-            node->mmap_available_ = true;
+            available = true;
         } else {
-            node->mmap_reason_ = std::string("FUSE passthrough refused a backing file: ") +
-                                 std::strerror(id.error().value()) +
-                                 (id.error().value() == EPERM ? " (it needs CAP_SYS_ADMIN)" : "");
+            reason = std::string("FUSE passthrough refused a backing file: ") +
+                     std::strerror(id.error().value()) +
+                     (id.error().value() == EPERM ? " (it needs CAP_SYS_ADMIN)" : "");
         }
+    }
+    {
+        MutexLock lock(node->mmap_mutex_);
+        node->mmap_available_ = available;
+        node->mmap_reason_ = std::move(reason);
     }
     node->reaper_ = std::thread([raw = node.get()] { raw->reap_lingering(); });
     return node;
@@ -496,6 +503,16 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
 
 std::string FuseNode::node_file() const {
     return config_.mount_dir + "/" + kNodeFileName;
+}
+
+bool FuseNode::mmap_available() const {
+    MutexLock lock(mmap_mutex_);
+    return mmap_available_;
+}
+
+std::string FuseNode::mmap_unavailable_reason() const {
+    MutexLock lock(mmap_mutex_);
+    return mmap_reason_;
 }
 
 uint64_t FuseNode::lingering_files() const {

@@ -75,8 +75,8 @@ class FuseNode {
     // The node file inside the mount directory (what the node path links to).
     std::string node_file() const;
     // Whether opens of the node can be mapped, and if not, why (one line for people).
-    bool mmap_available() const { return mmap_available_; }
-    const std::string& mmap_unavailable_reason() const { return mmap_reason_; }
+    bool mmap_available() const GF_EXCLUDES(mmap_mutex_);
+    std::string mmap_unavailable_reason() const GF_EXCLUDES(mmap_mutex_);
     // Files closed while a client still maps their memory: kept (blocks, handle) until the
     // last writable mapping is gone, as a kernel driver's release waits for munmap.
     uint64_t lingering_files() const GF_EXCLUDES(open_mutex_);
@@ -109,8 +109,10 @@ class FuseNode {
     int fuse_fd_ = -1;  // owned by session_ once installed
     fuse_session* session_ = nullptr;
     bool mounted_ = false;
-    bool mmap_available_ = false;
-    std::string mmap_reason_;
+    // Decided once INIT is answered, while workers already serve the mount.
+    mutable Mutex mmap_mutex_;
+    bool mmap_available_ GF_GUARDED_BY(mmap_mutex_) = false;
+    std::string mmap_reason_ GF_GUARDED_BY(mmap_mutex_);
     std::unique_ptr<FuseWorkers> workers_;
     time_t start_time_ = 0;
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -292,14 +293,15 @@ int main(int argc, char** argv) {
                                  }};
     }
     // The status document reads the node's own state too, once it exists.
-    gf::node::FuseNode* served = nullptr;
-    auto node_status = [&status, &served] { return status(served); };
+    // Set once mount() returns, read by workers that may already serve the status file.
+    std::atomic<gf::node::FuseNode*> served{nullptr};
+    auto node_status = [&status, &served] { return status(served.load()); };
     auto fuse = gf::node::FuseNode::mount(fuse_config, bound, node_status);
     if (!fuse) {
         die("cannot mount FUSE at " + lock->mount_dir() + ": " + errno_text(fuse.error()) +
             " (is the fuse3 package installed and the fuse module loaded?)");
     }
-    served = fuse->get();
+    served.store(fuse->get());
     auto binding = gf::node::NodeBinding::bind((*fuse)->node_file(), node, state_dir);
     if (!binding) {
         die("cannot bind the node at " + node + ": " + errno_text(binding.error()));
