@@ -149,6 +149,11 @@ TEST_F(NodeTest, StatusFileAndToolAgree) {
     EXPECT_EQ(text.status, 0) << text.output;
     EXPECT_NE(text.output.find("open files: 1"), std::string::npos) << text.output;
     EXPECT_NE(text.output.find("type 5: 1"), std::string::npos) << text.output;
+    // The global options work after the command too.
+    RunResult after =
+        run_program({tool_path(), "status", "--node", node_, "--state-dir", state_}, 20s);
+    EXPECT_EQ(after.status, 0) << after.output;
+    EXPECT_EQ(after.output, text.output);
 }
 
 TEST_F(NodeTest, ToolAllocPingAndHostAlloc) {
@@ -344,10 +349,13 @@ TEST(NodeDaemon, StartupErrorsAreOneLineAndNonZero) {
     RunResult bad = run_program({daemon_path(), "--node", node, "--bogus"}, 20s);
     EXPECT_NE(bad.status, 0);
     EXPECT_EQ(std::count(bad.output.begin(), bad.output.end(), '\n'), 1) << bad.output;
-    RunResult bad_mode = run_program({daemon_path(), "--node", node, "--mode", "999"}, 20s);
-    EXPECT_NE(bad_mode.status, 0);
-    EXPECT_EQ(std::count(bad_mode.output.begin(), bad_mode.output.end(), '\n'), 1)
-        << bad_mode.output;
+    for (const char* mode : {"999", "7777", "4755"}) {
+        RunResult bad_mode = run_program({daemon_path(), "--node", node, "--mode", mode}, 20s);
+        EXPECT_NE(bad_mode.status, 0) << mode;
+        EXPECT_EQ(std::count(bad_mode.output.begin(), bad_mode.output.end(), '\n'), 1)
+            << bad_mode.output;
+        EXPECT_NE(bad_mode.output.find("--mode"), std::string::npos) << bad_mode.output;
+    }
     RunResult not_root =
         run_program({daemon_path(), "--node", node, "--state-dir", state}, 20s, 65534);
     EXPECT_NE(not_root.status, 0);

@@ -76,6 +76,8 @@ void print_ping(const gf::client::Ping& p) {
 
 int main(int argc, char** argv) {
     CLI::App app{"goldfish-as: talk to a goldfish address space node"};
+    // --node and --state-dir may come before or after the command, as people type them.
+    app.fallthrough();
     app.require_subcommand(1);
     std::string node = gf::client::kDefaultNodePath;
     std::string state_dir = "/run/goldfish-asd";

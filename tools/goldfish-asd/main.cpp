@@ -45,7 +45,8 @@ std::string errno_text(const gf::Error& e) {
 bool parse_mode(const std::string& text, mode_t& mode) {
     char* end = nullptr;
     unsigned long v = std::strtoul(text.c_str(), &end, 8);
-    if (text.empty() || *end != '\0' || v > 07777) {
+    // Permission bits only: setuid, setgid and sticky mean nothing on a device node.
+    if (text.empty() || *end != '\0' || v > 0777) {
         return false;
     }
     mode = static_cast<mode_t>(v);
@@ -161,7 +162,7 @@ int main(int argc, char** argv) {
     mode_t mode = 0;
     gid_t gid = 0;
     if (!parse_mode(mode_text, mode)) {
-        die("--mode " + mode_text + ": not an octal mode");
+        die("--mode " + mode_text + ": not an octal permission mode (at most 0777)");
     }
     if (!parse_group(group_text, gid)) {
         die("--group " + group_text + ": no such group");
