@@ -61,13 +61,24 @@ Result<void> Bar1Bindings::map_file(int fd, uint64_t offset, uint64_t size) {
     return {};
 }
 
+uint64_t Bar1Bindings::size_of(const Binding& binding) {
+    return binding.size;
+}
+
+template <class M>
+auto Bar1Bindings::first_ending_after(M& map, uint64_t offset) -> decltype(map.begin()) {
+    auto it = find_containing(map, offset, size_of);
+    return it != map.end() ? it : map.lower_bound(offset);
+}
+
+template <class M, class It>
+bool Bar1Bindings::starts_before_end(M& map, It it, uint64_t offset, uint64_t size) {
+    // offset - start is exact once start >= offset; one that starts before it contains it.
+    return it != map.end() && (it->first < offset || it->first - offset < size);
+}
+
 bool Bar1Bindings::overlaps(uint64_t offset, uint64_t size) const {
-    auto next = by_offset_.lower_bound(offset);
-    if (next != by_offset_.end() && next->first - offset < size) {
-        return true;
-    }
-    return next != by_offset_.begin() &&
-           offset - std::prev(next)->first < std::prev(next)->second.size;
+    return starts_before_end(by_offset_, first_ending_after(by_offset_, offset), offset, size);
 }
 
 Result<void> Bar1Bindings::bind(Bar1FileId file, int fd, uint64_t offset, uint64_t size,
@@ -118,8 +129,9 @@ Result<void> Bar1Bindings::replace_with_copy(uint64_t offset, uint64_t size, Fil
     // copy, and the range is never unmapped in between.
     if (!filled || ::mremap(copy, size, size, MREMAP_MAYMOVE | MREMAP_FIXED,
                             window_.data() + offset) == MAP_FAILED) {
+        const int err = filled ? errno : filled.error().value();
         ::munmap(copy, size);
-        return fail(filled ? errno : filled.error().value());
+        return fail(err);
     }
     return {};
 }
@@ -179,35 +191,18 @@ bool Bar1Bindings::unbind(Bar1FileId file, uint64_t offset, uint64_t size) {
 }
 
 void Bar1Bindings::punch(uint64_t offset, uint64_t size) {
-    if (size == 0 || by_offset_.empty()) {
-        return;
-    }
-    auto it = find_containing(by_offset_, offset, [](const Binding& b) { return b.size; });
-    if (it == by_offset_.end()) {
-        it = by_offset_.lower_bound(offset);
-    }
-    for (; it != by_offset_.end() && (it->first < offset || it->first - offset < size); ++it) {
-        // The intersection of [offset, offset + size) with the binding.
+    // The caller checked the range against the window, so offset + size cannot wrap.
+    for (auto it = first_ending_after(by_offset_, offset);
+         size > 0 && starts_before_end(by_offset_, it, offset, size); ++it) {
         const uint64_t start = std::max(offset, it->first);
-        const uint64_t end =
-            std::min(offset + std::min(size, window_.size() - std::min(offset, window_.size())),
-                     it->first + it->second.size);
-        if (end > start) {
-            (void)::madvise(window_.data() + start, end - start, MADV_REMOVE);
-        }
+        const uint64_t end = std::min(offset + size, it->first + it->second.size);
+        (void)::madvise(window_.data() + start, end - start, MADV_REMOVE);
     }
 }
 
 void Bar1Bindings::drop_overlapping(uint64_t offset, uint64_t size) {
-    if (size == 0) {
-        return;
-    }
-    auto it = find_containing(by_offset_, offset, [](const Binding& b) { return b.size; });
-    if (it == by_offset_.end()) {
-        it = by_offset_.lower_bound(offset);
-    }
-    // Every binding from here that starts before the range's end overlaps it.
-    while (it != by_offset_.end() && (it->first < offset || it->first - offset < size)) {
+    auto it = first_ending_after(by_offset_, offset);
+    while (size > 0 && starts_before_end(by_offset_, it, offset, size)) {
         auto next = std::next(it);
         take_out(it, false);
         it = next;
@@ -277,7 +272,7 @@ void Bar1Bindings::clear() {
 }
 
 std::optional<Bar1FileId> Bar1Bindings::file_at(uint64_t offset) const {
-    auto it = find_containing(by_offset_, offset, [](const Binding& b) { return b.size; });
+    auto it = find_containing(by_offset_, offset, size_of);
     if (it == by_offset_.end()) {
         return std::nullopt;
     }

@@ -71,6 +71,13 @@ class Bar1Bindings {
     };
     using Map = std::map<uint64_t, Binding>;
 
+    static uint64_t size_of(const Binding& binding);
+    // The first binding that ends after `offset` (the one containing it, else the next).
+    template <class M>
+    static auto first_ending_after(M& map, uint64_t offset) -> decltype(map.begin());
+    // Whether binding `it` (from first_ending_after) starts before [offset, +size) ends.
+    template <class M, class It>
+    static bool starts_before_end(M& map, It it, uint64_t offset, uint64_t size);
     bool overlaps(uint64_t offset, uint64_t size) const;
     // Takes one binding out; `keep_contents` copies the pages back into the host's memory.
     void take_out(Map::iterator it, bool keep_contents);

@@ -143,7 +143,9 @@ Result<goldfish_address_space_allocate_block> File::allocate_block(uint64_t size
         if (Result<void> bound = memory_->bind(block.offset, block.size, pci::BarBinding::kFresh);
             !bound) {
             blocks_.erase(block.offset);
-            return fail(bound.error().value() == EBUSY ? EIO : bound.error().value());
+            // ENOMEM is a limit; any other refusal means the device's books disagree
+            // with the block it just handed out.
+            return fail(bound.error().value() == ENOMEM ? ENOMEM : EIO);
         }
     }
     free_on_host.dismiss();

@@ -106,6 +106,12 @@ class MmapTest : public ::testing::Test {
         return wait_for_status(state_, node_, done, kReleaseLimit);
     }
     std::optional<node::Status> wait_idle() { return wait_for(is_idle); }
+    // Everything the test's clients held is gone (bounded: FUSE releases after close()).
+    void expect_idle() {
+        auto s = wait_idle();
+        ASSERT_TRUE(s);
+        EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+    }
 
     TempDir tmp_;
     std::string node_, state_, bar1_;
@@ -172,7 +178,7 @@ TEST_F(MmapTest, AnotherFileNeverSeesOrChangesTheBlock) {
     ::close(other);
     ::munmap(pa, kPage);
     ::munmap(po, kPage);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 TEST_F(MmapTest, StaleMappingAfterFreeNeverSeesTheNextOwnerAndReuseStartsZeroed) {
@@ -205,7 +211,7 @@ TEST_F(MmapTest, StaleMappingAfterFreeNeverSeesTheNextOwnerAndReuseStartsZeroed)
     ::munmap(scribble, b->size);
     ::close(a);
     ::close(next);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 TEST_F(MmapTest, DupForkAndScmRightsShareTheSamePages) {
@@ -280,7 +286,7 @@ TEST_F(MmapTest, DupForkAndScmRightsShareTheSamePages) {
     ::munmap(q, kPage);
     ::close(copy);
     ::close(fd);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 TEST_F(MmapTest, ClosedFileKeepsItsBlocksUntilTheLastMappingGoes) {
@@ -367,7 +373,7 @@ TEST_F(MmapTest, SigkilledDaemonLeavesClientsTheirOwnPagesAndThePathServesAgain)
     EXPECT_EQ(load(q), 0u);
     ::munmap(q, kPage);
     ::close(again);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 TEST_F(MmapTest, MapPrivateCopiesOnWriteAndNeverFaults) {
@@ -383,7 +389,7 @@ TEST_F(MmapTest, MapPrivateCopiesOnWriteAndNeverFaults) {
     EXPECT_EQ(host_load(b->offset), 0x7e57u);
     ::munmap(p, kPage);
     ::close(fd);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 TEST_F(MmapTest, UnownedOffsetsMapTheFilesOwnZerosAndReachNoOne) {
@@ -424,7 +430,7 @@ TEST_F(MmapTest, UnownedOffsetsMapTheFilesOwnZerosAndReachNoOne) {
     ::munmap(owned, kPage);
     ::close(a);
     ::close(other);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 TEST_F(MmapTest, NodeIoAndReopenRoutesAreRefused) {
@@ -447,7 +453,7 @@ TEST_F(MmapTest, NodeIoAndReopenRoutesAreRefused) {
     EXPECT_EQ(::open(node_.c_str(), O_RDWR | O_NOFOLLOW), -1);
     EXPECT_EQ(errno, ELOOP);
     ::close(fd);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 TEST_F(MmapTest, Bar1FileIsRootOnlyAndRefusesRangesOutsideBar1) {
@@ -533,7 +539,7 @@ TEST_F(MmapTest, HostMemoryContextsShareTheirPages) {
     ::munmap(r, slot.size);
     ::close(fd6);
     ::close(other);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 class NoMmapTest : public MmapTest {
@@ -555,7 +561,7 @@ TEST_F(NoMmapTest, ServesIoctlsAndSaysWhyMmapIsOff) {
     EXPECT_EQ(map(fd, b->offset, kPage), nullptr);
     EXPECT_EQ(errno, ENODEV);
     ::close(fd);
-    EXPECT_TRUE(wait_idle());
+    expect_idle();
 }
 
 }  // namespace
