@@ -210,9 +210,13 @@ static void bad_input(struct run* r, const char* path) {
     err = call(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &huge);
     step(r, err == ENOMEM || err == EINVAL, "input: ALLOCATE_BLOCK of 2^64-1 bytes fails", "errno",
          err);
+    /* BAR1's start is added modulo 2^64, as the C driver does: the host sees an address
+     * below BAR1 and refuses the command. */
     struct goldfish_address_space_ping p;
-    err = ping(fd, ALL_ONES, 0, HOST_ALLOCATE, &p);
-    step(r, err == EOVERFLOW, "input: PING whose offset overflows gives EOVERFLOW", "errno", err);
+    err = ping(fd, ALL_ONES, PAGE, HOST_ALLOCATE, &p);
+    step(r, err == 0 && p.metadata == ALL_ONES,
+         "input: PING whose offset wraps past 2^64 reaches the host, which refuses it",
+         "errno/metadata", err ? err : (long)p.metadata);
     uint64_t offset = 0;
     err = call(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
     step(r, err == ENXIO, "input: UNCLAIM_SHARED of an unknown offset gives ENXIO", "errno", err);
@@ -223,6 +227,36 @@ static void bad_input(struct run* r, const char* path) {
     step(r, err == ENOTTY, "input: ALLOCATE_BLOCK's number with another size gives ENOTTY", "errno",
          err);
     step(r, close(fd) == 0, "input: close", "errno", errno);
+}
+
+/* Real clients (Android's set_subdevice_type, the gfxstream ASG stream) fill in only
+ * `metadata` of their create ping: every other field is whatever was on the stack. */
+static void uninitialised_create(struct run* r, const char* path) {
+    int fd = open_node(r, path, "garbage: open");
+    if (fd < 0)
+        return;
+    struct goldfish_address_space_ping p;
+    memset(&p, 0xff, sizeof p);
+    p.metadata = TYPE_SHARED_SLOTS;
+    int err = call(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &p);
+    if (!step(r, err == 0 && p.metadata == 0,
+              "garbage: a create ping with all ones in every other field works", "errno/metadata",
+              err ? err : (long)p.metadata)) {
+        close(fd);
+        return;
+    }
+    err = ping(fd, ALL_ONES, 0, HOST_UNALLOCATE, &p);
+    step(r, err == 0 && p.metadata == ALL_ONES,
+         "garbage: Unallocate at an offset that wraps is refused by the host", "errno/metadata",
+         err ? err : (long)p.metadata);
+    err = ping(fd, 0, PAGE, HOST_ALLOCATE, &p);
+    if (step(r, err == 0 && p.metadata == 0, "garbage: the context then allocates",
+             "errno/metadata", err ? err : (long)p.metadata)) {
+        err = ping(fd, p.offset, 0, HOST_UNALLOCATE, &p);
+        step(r, err == 0 && p.metadata == 0, "garbage: and unallocates", "errno/metadata",
+             err ? err : (long)p.metadata);
+    }
+    step(r, close(fd) == 0, "garbage: close", "errno", errno);
 }
 
 static void* map_at(int fd, uint64_t offset, uint64_t size, int prot) {
@@ -364,6 +398,7 @@ int gf_conformance_run(const char* node_path, FILE* out) {
     host_memory_allocator(&r, node_path);
     shared_slots(&r, node_path);
     bad_input(&r, node_path);
+    uninitialised_create(&r, node_path);
     shared_memory(&r, node_path);
     fprintf(out, "conformance: %d passed, %d failed\n", r.passed, r.failed);
     return r.failed;

@@ -180,7 +180,9 @@ Result<goldfish_address_space_ping> File::ping(const goldfish_address_space_ping
     MutexLock lock(mutex_);
     GF_TRY(check_live_locked());
     goldfish_address_space_ping header = request;
-    header.offset = GF_TRY(checked_add(request.offset, runtime_->area_phys_start));
+    // Modulo 2^64, as the C driver: real clients leave `offset` uninitialised in their create
+    // ping, and the device validates every address it uses (a wrapped one lies below BAR1).
+    header.offset = request.offset + runtime_->area_phys_start;
 
     // A live file always has its page. The page is ours alone under the file
     // lock; a well-behaved device touches it only during the PING register write

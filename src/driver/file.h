@@ -61,7 +61,7 @@ class File {
     // it refuses (the block then stays tracked: the host still holds it).
     Result<void> deallocate_block(uint64_t offset);
     // Forwards the request through the ping page; `offset` goes out (and comes
-    // back, unless the host rewrites it) as BAR1 start + offset: EOVERFLOW.
+    // back, unless the host rewrites it) as BAR1 start + offset, wrapping past 2^64.
     Result<goldfish_address_space_ping> ping(const goldfish_address_space_ping& request);
     // EINVAL: empty, past BAR1 (or wrapping), or overlapping another claim of
     // this file. ENOSPC at the file's limit. With a memory file, memory the host

@@ -190,13 +190,37 @@ TEST_F(E2eTest, ClaimContainmentAndOverflow) {
     EXPECT_EQ(driver->stats().claims, 3u);
 }
 
-TEST_F(E2eTest, PingOffsetOverflow) {
-    auto file = open();
-    goldfish_address_space_ping ping = make_ping(kHostMemoryAllocator);
-    ping.offset = UINT64_MAX - driver->bar1_phys_start() + 1;
-    EXPECT_EQ(file->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, bytes_of(ping)), -EOVERFLOW);
-    EXPECT_EQ(device_stats().contexts_by_type[kHostMemoryAllocator], 0u)
-        << "nothing reached the host";
+// Real clients' create pings carry garbage offsets (set_subdevice_type sets only metadata):
+// all ones must create the context, as on the C driver. A command whose offset wraps below
+// BAR1 reaches the host, which refuses it without touching anything.
+TEST_F(E2eTest, PingOffsetWrapsAndTheHostRefusesWhatIsOutsideBar1) {
+    const uint64_t wraps_to_zero = UINT64_MAX - driver->bar1_phys_start() + 1;
+    for (const uint64_t type : {kHostMemoryAllocator, kSharedSlots}) {
+        SCOPED_TRACE(type);
+        auto file = open();
+        goldfish_address_space_ping create = make_ping(type, UINT64_MAX, UINT64_MAX);
+        ASSERT_EQ(file->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, bytes_of(create)), 0);
+        EXPECT_EQ(create.metadata, 0u);
+        EXPECT_EQ(device_stats().contexts_by_type[type], 1u);
+
+        auto block = file->allocate_block(4096);
+        ASSERT_TRUE(block);
+        for (const uint64_t offset :
+             {uint64_t{UINT64_MAX}, wraps_to_zero, uint64_t{wraps_to_zero + block->offset}}) {
+            goldfish_address_space_ping allocate = make_ping(kAllocate, offset, 4096);
+            goldfish_address_space_ping unallocate = make_ping(kUnallocate, offset);
+            ASSERT_EQ(file->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, bytes_of(unallocate)), 0);
+            EXPECT_EQ(unallocate.metadata, kPingFailed) << std::hex << offset;
+            if (type == kHostMemoryAllocator) {
+                ASSERT_EQ(file->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, bytes_of(allocate)), 0);
+                EXPECT_EQ(allocate.metadata, kPingFailed) << std::hex << offset;
+            }
+        }
+        EXPECT_EQ(device_stats().memory_mappings, 0u);
+        EXPECT_EQ(device_stats().host_regions, 0u);
+        expect_books_agree();
+    }
+    expect_nothing_held();
 }
 
 TEST_F(E2eTest, UnknownCommandAndWrongSizes) {

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "driver/file.h"
 #include "driver/mock_device.h"
@@ -290,14 +291,30 @@ TEST_F(FileTest, PingPageThatMovedIsEioWithoutTraffic) {
     EXPECT_TRUE(file->ping(goldfish_address_space_ping{}));  // the file stays usable
 }
 
-TEST_F(FileTest, PingOffsetOverflowIsEoverflowWithoutTraffic) {
+// As the C driver: BAR1's start is added modulo 2^64, so a create ping with an
+// uninitialised offset reaches the host (which validates every address it uses).
+TEST_F(FileTest, PingOffsetWrapsAsInTheCDriver) {
     auto file = open(*driver);
+    std::vector<uint64_t> seen;
+    on_ping = [&](std::byte* page) {
+        uint64_t offset;
+        std::memcpy(&offset, page, sizeof(offset));
+        seen.push_back(offset);
+    };
     goldfish_address_space_ping request{};
     request.offset = UINT64_MAX - kBar1Start + 1;
-    EXPECT_EQ(file->ping(request).error(), Error(EOVERFLOW));
-    EXPECT_TRUE(events().empty());
+    auto wrapped_to_zero = file->ping(request);
+    ASSERT_TRUE(wrapped_to_zero);
+    EXPECT_EQ(wrapped_to_zero->offset, 0u);
+    request.offset = UINT64_MAX;
+    auto all_ones = file->ping(request);
+    ASSERT_TRUE(all_ones);
+    EXPECT_EQ(all_ones->offset, kBar1Start - 1);
     request.offset = UINT64_MAX - kBar1Start;
-    EXPECT_TRUE(file->ping(request));
+    auto no_wrap = file->ping(request);
+    ASSERT_TRUE(no_wrap);
+    EXPECT_EQ(no_wrap->offset, UINT64_MAX);
+    EXPECT_EQ(seen, (std::vector<uint64_t>{0, kBar1Start - 1, UINT64_MAX}));
 }
 
 TEST_F(FileTest, ClaimAndUnclaimAreBookkeepingOnly) {

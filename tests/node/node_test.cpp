@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -122,6 +123,56 @@ TEST_F(NodeTest, ErrnoOfReadWriteAndUnknownIoctl) {
     EXPECT_EQ(::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset), -1);
     EXPECT_EQ(errno, ENXIO);
     ::close(fd);
+}
+
+// Real clients fill in only `metadata` of their create ping (the rest is stack garbage): as
+// on the C driver it works, and a command whose offset wraps past 2^64 reaches the device,
+// which refuses it (metadata ~0) and holds nothing for it.
+TEST_F(NodeTest, PingOffsetsWrapAsOnTheCDriverAndTheDeviceRefusesWhatIsOutsideBar1) {
+    constexpr uint64_t kAllocate = 1, kUnallocate = 2, kRefused = ~uint64_t{0};
+    for (const uint64_t type : {5u, 6u}) {
+        SCOPED_TRACE(type);
+        const int fd = ::open(node_.c_str(), O_RDWR | O_CLOEXEC);
+        ASSERT_GE(fd, 0) << std::strerror(errno);
+        goldfish_address_space_ping create;
+        std::memset(&create, 0xff, sizeof create);
+        create.metadata = type;
+        ASSERT_EQ(::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &create), 0)
+            << std::strerror(errno);
+        EXPECT_EQ(create.metadata, 0u);
+
+        goldfish_address_space_allocate_block block{.size = 4096, .offset = 0, .phys_addr = 0};
+        ASSERT_EQ(::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &block), 0);
+        const uint64_t bar1 = block.phys_addr - block.offset;
+        // Wrapping to just below BAR1, to 0, and to the block's offset taken as an address.
+        for (const uint64_t offset :
+             {~uint64_t{0}, uint64_t{0} - bar1, uint64_t{block.offset - bar1}}) {
+            for (const uint64_t command : {kAllocate, kUnallocate}) {
+                if (type == 6 && command == kAllocate) {
+                    continue;  // type 6 picks the slot itself: no address to refuse
+                }
+                goldfish_address_space_ping ping{};
+                ping.offset = offset;
+                ping.size = block.size;
+                ping.metadata = command;
+                ping.version = sizeof ping;
+                ASSERT_EQ(::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &ping), 0)
+                    << std::strerror(errno);
+                EXPECT_EQ(ping.metadata, kRefused) << std::hex << offset << " " << command;
+                EXPECT_EQ(ping.offset, offset + bar1) << "the wrapped address comes back";
+            }
+        }
+        auto s = read_status(state_, node_);
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->contexts[static_cast<uint32_t>(type)], 1u);
+        EXPECT_EQ(s->blocks, 1u);
+        EXPECT_EQ(s->area_free_bytes, s->bar1_size - block.size) << "only the block is held";
+        ::close(fd);
+    }
+    auto s = wait_idle();
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+    EXPECT_EQ(s->area_free_bytes, s->bar1_size);
 }
 
 TEST_F(NodeTest, StatusFileAndToolAgree) {
