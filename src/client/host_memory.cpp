@@ -22,7 +22,7 @@ Result<Ping> host_command(const Session& session, uint64_t command, uint64_t off
 }  // namespace
 
 HostAllocation::HostAllocation(HostAllocation&& other) noexcept
-    : session_(std::exchange(other.session_, nullptr)),
+    : session_(std::move(other.session_)),
       offset_(other.offset_),
       size_(other.size_),
       block_(std::move(other.block_)),
@@ -35,23 +35,25 @@ HostAllocation::HostAllocation(HostAllocation&& other) noexcept
 HostAllocation& HostAllocation::operator=(HostAllocation&& other) noexcept {
     if (this != &other) {
         (void)free();
-        session_ = std::exchange(other.session_, nullptr);
+        session_ = std::move(other.session_);
         offset_ = other.offset_;
         size_ = other.size_;
         block_ = std::move(other.block_);
         claim_ = std::move(other.claim_);
         mapping_ = std::move(other.mapping_);
+        other.block_.reset();
+        other.claim_.reset();
     }
     return *this;
 }
 
 Result<void> HostAllocation::free() {
-    if (session_ == nullptr) {
+    if (!session_.holds_file()) {
         return {};
     }
+    const Session owner = std::move(session_);
     mapping_.reset();  // the client lets go of the memory before the host does
-    Result<void> unallocated =
-        host_command(*std::exchange(session_, nullptr), kUnallocate, offset_, 0).map([](auto&&) {});
+    Result<void> unallocated = host_command(owner, kUnallocate, offset_, 0).map([](auto&&) {});
     Result<void> returned = block_ ? block_->free() : claim_ ? claim_->release() : Result<void>{};
     block_.reset();
     claim_.reset();
@@ -70,7 +72,7 @@ Result<HostAllocation> HostMemoryAllocator::allocate(uint64_t size) const {
     if (shared_slots_) {
         // The host picks the slot and answers with its BAR1 offset and aligned size.
         Ping reply = GF_TRY(host_command(session_, kAllocate, 0, size));
-        HostAllocation allocation(&session_, reply.offset, reply.size);
+        HostAllocation allocation(session_.share(), reply.offset, reply.size);
         Result<SharedClaim> claim = session_.claim(reply.offset, reply.size);
         if (!claim) {
             return fail(claim.error());  // `allocation` unallocates the slot
@@ -84,7 +86,7 @@ Result<HostAllocation> HostMemoryAllocator::allocate(uint64_t size) const {
     // The guest reserves the range; the host backs it.
     Block block = GF_TRY(session_.allocate(size));
     GF_TRY(host_command(session_, kAllocate, block.offset(), block.size()));
-    HostAllocation allocation(&session_, block.offset(), block.size());
+    HostAllocation allocation(session_.share(), block.offset(), block.size());
     allocation.block_.emplace(std::move(block));
     if (map_) {
         // On failure `allocation` unallocates on the host and frees the block.

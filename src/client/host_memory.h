@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "base/result.h"
 #include "client/session.h"
@@ -14,7 +15,8 @@
 namespace gf::client {
 
 // One host allocation; Unallocate ping, then DEALLOCATE_BLOCK or UNCLAIM_SHARED
-// on destruction. Refers to its allocator's session, which must outlive it.
+// on destruction. Shares its allocator's file (and so its context), which stays open
+// until the allocation is freed, however the allocator is moved or destroyed.
 class HostAllocation {
   public:
     HostAllocation(HostAllocation&& other) noexcept;
@@ -32,15 +34,16 @@ class HostAllocation {
 
   private:
     friend class HostMemoryAllocator;
-    HostAllocation(const Session* session, uint64_t offset, uint64_t size)
-        : session_(session), offset_(offset), size_(size) {}
-    const Session* session_ = nullptr;
+    HostAllocation(Session session, uint64_t offset, uint64_t size)
+        : session_(std::move(session)), offset_(offset), size_(size) {}
+    Session session_;  // shares the file; holds none once freed or moved from
     uint64_t offset_ = 0, size_ = 0;
     std::optional<Block> block_;        // type 5
     std::optional<SharedClaim> claim_;  // type 6
     Mapping mapping_;
 };
 
+// Move-only; allocations keep working after a move (they share the file, not the object).
 class HostMemoryAllocator {
   public:
     // Opens a session and creates a type 6 (shared slots) or type 5 context. With `map`,

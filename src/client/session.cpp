@@ -29,26 +29,22 @@ Result<Session> Session::open(const std::string& path) {
     if (fd < 0) {
         return fail(errno);
     }
-    return Session(fd);
+    return adopt(fd);
 }
-
-Session& Session::operator=(Session&& other) noexcept = default;
-
-Session::~Session() = default;
 
 Result<goldfish_address_space_allocate_block> Session::allocate_block(uint64_t size) const {
     goldfish_address_space_allocate_block arg{.size = size, .offset = 0, .phys_addr = 0};
-    GF_TRY(call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &arg));
+    GF_TRY(call(fd(), GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &arg));
     return arg;
 }
 
 Result<void> Session::deallocate_block(uint64_t offset) const {
-    return call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset);
+    return call(fd(), GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset);
 }
 
 Result<Ping> Session::ping(const Ping& request) const {
     Ping arg = request;
-    GF_TRY(call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &arg));
+    GF_TRY(call(fd(), GOLDFISH_ADDRESS_SPACE_IOCTL_PING, &arg));
     return arg;
 }
 
@@ -63,11 +59,11 @@ Result<Ping> Session::ping(uint64_t metadata, uint64_t offset, uint64_t size) co
 
 Result<void> Session::claim_shared(uint64_t offset, uint64_t size) const {
     goldfish_address_space_claim_shared arg{.offset = offset, .size = size};
-    return call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_CLAIM_SHARED, &arg);
+    return call(fd(), GOLDFISH_ADDRESS_SPACE_IOCTL_CLAIM_SHARED, &arg);
 }
 
 Result<void> Session::unclaim_shared(uint64_t offset) const {
-    return call(fd_.get(), GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
+    return call(fd(), GOLDFISH_ADDRESS_SPACE_IOCTL_UNCLAIM_SHARED, &offset);
 }
 
 Result<void> Session::create_context(hw::ContextType type) const {
@@ -82,44 +78,38 @@ Result<Mapping> Session::map(uint64_t offset, uint64_t size, int prot) const {
     if (size == 0 || size > SIZE_MAX || offset > static_cast<uint64_t>(INT64_MAX)) {
         return fail(EINVAL);
     }
-    return Mapping::map(static_cast<size_t>(size), prot, MAP_SHARED, fd_.get(),
+    return Mapping::map(static_cast<size_t>(size), prot, MAP_SHARED, fd(),
                         static_cast<off_t>(offset));
 }
 
 Result<Mapping> Block::map(int prot) const {
-    if (session_ == nullptr) {
-        return fail(EBADF);
+    if (!session_.holds_file()) {
+        return fail(EBADF);  // freed or moved from
     }
-    return session_->map(offset_, size_, prot);
+    return session_.map(offset_, size_, prot);
 }
 
 Result<Mapping> SharedClaim::map(int prot) const {
-    if (session_ == nullptr) {
+    if (!session_.holds_file()) {
         return fail(EBADF);
     }
-    return session_->map(offset_, size_, prot);
+    return session_.map(offset_, size_, prot);
 }
 
 Result<Block> Session::allocate(uint64_t size) const {
     goldfish_address_space_allocate_block b = GF_TRY(allocate_block(size));
-    return Block(this, b);
+    return Block(share(), b);
 }
 
 Result<SharedClaim> Session::claim(uint64_t offset, uint64_t size) const {
     GF_TRY(claim_shared(offset, size));
-    return SharedClaim(this, offset, size);
+    return SharedClaim(share(), offset, size);
 }
-
-Block::Block(Block&& other) noexcept
-    : session_(std::exchange(other.session_, nullptr)),
-      offset_(other.offset_),
-      size_(other.size_),
-      phys_addr_(other.phys_addr_) {}
 
 Block& Block::operator=(Block&& other) noexcept {
     if (this != &other) {
         (void)free();
-        session_ = std::exchange(other.session_, nullptr);
+        session_ = std::move(other.session_);
         offset_ = other.offset_;
         size_ = other.size_;
         phys_addr_ = other.phys_addr_;
@@ -132,23 +122,20 @@ Block::~Block() {
 }
 
 Result<void> Block::free() {
-    if (session_ == nullptr) {
+    if (!session_.holds_file()) {
         return {};
     }
     // Whatever the answer, this object no longer owns the block: a failed
     // DEALLOCATE means the node did not know it, and the node frees on close anyway.
-    return std::exchange(session_, nullptr)->deallocate_block(offset_);
+    // The last owner of the file closes it after the ioctl.
+    const Session owner = std::move(session_);
+    return owner.deallocate_block(offset_);
 }
-
-SharedClaim::SharedClaim(SharedClaim&& other) noexcept
-    : session_(std::exchange(other.session_, nullptr)),
-      offset_(other.offset_),
-      size_(other.size_) {}
 
 SharedClaim& SharedClaim::operator=(SharedClaim&& other) noexcept {
     if (this != &other) {
         (void)release();
-        session_ = std::exchange(other.session_, nullptr);
+        session_ = std::move(other.session_);
         offset_ = other.offset_;
         size_ = other.size_;
     }
@@ -160,10 +147,11 @@ SharedClaim::~SharedClaim() {
 }
 
 Result<void> SharedClaim::release() {
-    if (session_ == nullptr) {
+    if (!session_.holds_file()) {
         return {};
     }
-    return std::exchange(session_, nullptr)->unclaim_shared(offset_);
+    const Session owner = std::move(session_);
+    return owner.unclaim_shared(offset_);
 }
 
 }  // namespace gf::client

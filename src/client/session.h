@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "base/result.h"
@@ -20,21 +21,27 @@ using Ping = goldfish_address_space_ping;
 
 class Block;
 class SharedClaim;
+class HostAllocation;
+class HostMemoryAllocator;
 
-// One open file of the node: its own host handle. Move-only; closes on destruction.
+// One open file of the node: its own host handle. Move-only. The file is closed once the
+// session and everything handed out from it (Block, SharedClaim, HostAllocation) are gone:
+// those share the file's ownership, so moving or destroying the session never leaves them
+// freeing through a closed or reused fd.
 class Session {
   public:
     static Result<Session> open(const std::string& path = kDefaultNodePath);
     // Takes ownership of an fd that is already open on a node.
-    static Session adopt(int fd) { return Session(fd); }
+    static Session adopt(int fd) { return Session(std::make_shared<const UniqueFd>(fd)); }
 
+    // The moved-from session holds no file: its calls fail with EBADF.
     Session(Session&& other) noexcept = default;
-    Session& operator=(Session&& other) noexcept;
+    Session& operator=(Session&& other) noexcept = default;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
-    ~Session();
+    ~Session() = default;
 
-    int fd() const { return fd_.get(); }
+    int fd() const { return file_ ? file_->get() : -1; }  // -1 once moved from
 
     // The raw ioctls, errno on failure.
     Result<goldfish_address_space_allocate_block> allocate_block(uint64_t size) const;
@@ -48,8 +55,8 @@ class Session {
     // The create ping: EPROTO if the host refused the type (metadata ~0).
     Result<void> create_context(hw::ContextType type) const;
 
-    // RAII forms: the Block / SharedClaim undoes itself when destroyed.
-    // They refer to this session, which must outlive them.
+    // RAII forms: the Block / SharedClaim undoes itself when destroyed, through this
+    // session's file, which it keeps open until then.
     Result<Block> allocate(uint64_t size) const;
     Result<SharedClaim> claim(uint64_t offset, uint64_t size) const;
 
@@ -60,14 +67,22 @@ class Session {
     Result<Mapping> map(uint64_t offset, uint64_t size, int prot = PROT_READ | PROT_WRITE) const;
 
   private:
-    explicit Session(int fd) : fd_(fd) {}
-    UniqueFd fd_;
+    friend class Block;
+    friend class SharedClaim;
+    friend class HostAllocation;
+    friend class HostMemoryAllocator;
+    explicit Session(std::shared_ptr<const UniqueFd> file) : file_(std::move(file)) {}
+    // Another session on the same open file (no new fd): what a RAII object frees through.
+    Session share() const { return Session(file_); }
+    bool holds_file() const { return file_ != nullptr; }
+
+    std::shared_ptr<const UniqueFd> file_;  // null once moved from
 };
 
-// A block of BAR1 owned by a session; DEALLOCATE_BLOCK on destruction.
+// A block of BAR1 owned by a session's file; DEALLOCATE_BLOCK on destruction.
 class Block {
   public:
-    Block(Block&& other) noexcept;
+    Block(Block&& other) noexcept = default;  // `other` is left owning nothing
     Block& operator=(Block&& other) noexcept;
     Block(const Block&) = delete;
     Block& operator=(const Block&) = delete;
@@ -83,16 +98,16 @@ class Block {
 
   private:
     friend class Session;
-    Block(const Session* session, const goldfish_address_space_allocate_block& b)
-        : session_(session), offset_(b.offset), size_(b.size), phys_addr_(b.phys_addr) {}
-    const Session* session_ = nullptr;
+    Block(Session session, const goldfish_address_space_allocate_block& b)
+        : session_(std::move(session)), offset_(b.offset), size_(b.size), phys_addr_(b.phys_addr) {}
+    Session session_;  // shares the file; holds none once freed or moved from
     uint64_t offset_ = 0, size_ = 0, phys_addr_ = 0;
 };
 
 // A claimed host-owned range; UNCLAIM_SHARED on destruction.
 class SharedClaim {
   public:
-    SharedClaim(SharedClaim&& other) noexcept;
+    SharedClaim(SharedClaim&& other) noexcept = default;  // `other` is left owning nothing
     SharedClaim& operator=(SharedClaim&& other) noexcept;
     SharedClaim(const SharedClaim&) = delete;
     SharedClaim& operator=(const SharedClaim&) = delete;
@@ -106,9 +121,9 @@ class SharedClaim {
 
   private:
     friend class Session;
-    SharedClaim(const Session* session, uint64_t offset, uint64_t size)
-        : session_(session), offset_(offset), size_(size) {}
-    const Session* session_ = nullptr;
+    SharedClaim(Session session, uint64_t offset, uint64_t size)
+        : session_(std::move(session)), offset_(offset), size_(size) {}
+    Session session_;  // shares the file; holds none once released or moved from
     uint64_t offset_ = 0, size_ = 0;
 };
 
