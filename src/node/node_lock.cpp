@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -52,8 +53,10 @@ std::string unescape_mountinfo(const std::string& field) {
     return out;
 }
 
-Result<void> make_dir(const std::string& path, mode_t mode) {
-    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+// True if this call made the directory, false if it was there already.
+Result<bool> make_dir(const std::string& path, mode_t mode) {
+    const bool made = ::mkdir(path.c_str(), mode) == 0;
+    if (!made && errno != EEXIST) {
         return fail(errno);
     }
     struct stat st;
@@ -63,7 +66,7 @@ Result<void> make_dir(const std::string& path, mode_t mode) {
     if (!S_ISDIR(st.st_mode)) {
         return fail(ENOTDIR);
     }
-    return {};
+    return made;
 }
 
 }  // namespace
@@ -130,25 +133,58 @@ std::string NodeLock::mount_dir_for(const std::string& state_dir, const std::str
 }
 
 Result<NodeLock> NodeLock::acquire(const std::string& state_dir, const std::string& node_path,
-                                   int* holder_pid) {
-    GF_TRY(make_dir(state_dir, 0755));
-    std::optional<pid_t> holder;
-    auto lock = PidLockFile::acquire(state_dir + "/" + key_for(node_path) + ".lock", 0644, &holder);
-    if (!lock) {
-        if (holder_pid != nullptr && lock.error() == Error(EBUSY)) {
-            *holder_pid = holder.value_or(0);
+                                   int* holder_pid, Failure* failure) {
+    auto failed = [failure](Failure why, Error error) {
+        if (failure != nullptr) {
+            *failure = why;
         }
-        return fail(lock.error());
+        return fail(error);
+    };
+    const std::string lock_path = state_dir + "/" + key_for(node_path) + ".lock";
+    for (int attempt = 0;; ++attempt) {
+        Result<bool> made = make_dir(state_dir, 0755);
+        if (!made) {
+            return failed(Failure::kStateDir, made.error());
+        }
+        MadeDir state(*made ? state_dir : std::string());
+        std::optional<pid_t> holder;
+        auto lock = PidLockFile::acquire(lock_path, 0644, &holder);
+        if (!lock) {
+            // Bounded: a daemon that made the directory may remove it, empty, between
+            // our mkdir and our open, when its start fails or it stops.
+            if (lock.error() == Error(ENOENT) && !*made && attempt < 8) {
+                continue;
+            }
+            if (lock.error() == Error(EBUSY)) {
+                if (holder_pid != nullptr) {
+                    *holder_pid = holder.value_or(0);
+                }
+                return failed(Failure::kServed, lock.error());
+            }
+            return failed(Failure::kStateDir, lock.error());
+        }
+        NodeLock node_lock(std::move(state), std::move(*lock), mount_dir_for(state_dir, node_path));
+        // Whatever a dead predecessor left mounted is ours to clear now.
+        if (Result<void> cleared = detach_stale_mounts(node_lock.mount_dir_); !cleared) {
+            return failed(Failure::kMountDir, cleared.error());
+        }
+        if (Result<bool> mount_dir = make_dir(node_lock.mount_dir_, 0755); !mount_dir) {
+            return failed(Failure::kMountDir, mount_dir.error());
+        }
+        return node_lock;
     }
-    NodeLock node_lock(std::move(*lock), mount_dir_for(state_dir, node_path));
-    // Whatever a dead predecessor left mounted is ours to clear now.
-    GF_TRY(detach_stale_mounts(node_lock.mount_dir_));
-    GF_TRY(make_dir(node_lock.mount_dir_, 0755));
-    return node_lock;
+}
+
+NodeLock::MadeDir::~MadeDir() {
+    if (!path_.empty()) {
+        ::rmdir(path_.c_str());  // fails, as it should, while anything is left in it
+    }
 }
 
 NodeLock::NodeLock(NodeLock&& other) noexcept
-    : lock_(std::move(other.lock_)), mount_dir_(std::exchange(other.mount_dir_, {})) {}
+    : state_dir_(std::move(other.state_dir_)),
+      lock_(std::move(other.lock_)),
+      mount_dir_(std::exchange(other.mount_dir_, {})) {}
 
 NodeLock::~NodeLock() {
     if (mount_dir_.empty()) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "base/pid_lock_file.h"
 #include "base/result.h"
@@ -13,10 +14,18 @@ namespace gf::node {
 
 class NodeLock {
   public:
-    // EBUSY when another live daemon serves `node_path`; `holder_pid` then
-    // names it when known.
+    // Which step of acquire() failed, so that each gets its own message.
+    enum class Failure {
+        kStateDir,  // the state directory cannot be made or cannot hold the lock file
+        kServed,    // another live daemon holds the path (EBUSY)
+        kMountDir,  // the FUSE directory cannot be cleared of stale mounts or made
+    };
+
+    // EBUSY (kServed) when another live daemon serves `node_path`; `holder_pid`
+    // then names it when known. A state directory made here is removed again
+    // with the lock if nothing else is left in it.
     static Result<NodeLock> acquire(const std::string& state_dir, const std::string& node_path,
-                                    int* holder_pid = nullptr);
+                                    int* holder_pid = nullptr, Failure* failure = nullptr);
 
     NodeLock(NodeLock&& other) noexcept;
     NodeLock& operator=(NodeLock&&) = delete;
@@ -32,8 +41,26 @@ class NodeLock {
     static std::string mount_dir_for(const std::string& state_dir, const std::string& node_path);
 
   private:
-    NodeLock(PidLockFile lock, std::string mount_dir)
-        : lock_(std::move(lock)), mount_dir_(std::move(mount_dir)) {}
+    // A directory this process made: removed on destruction if it is empty by then.
+    class MadeDir {
+      public:
+        MadeDir() = default;
+        explicit MadeDir(std::string path) : path_(std::move(path)) {}
+        MadeDir(MadeDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+        MadeDir& operator=(MadeDir&&) = delete;
+        ~MadeDir();
+
+      private:
+        std::string path_;  // empty: nothing to remove
+    };
+
+    NodeLock(MadeDir state_dir, PidLockFile lock, std::string mount_dir)
+        : state_dir_(std::move(state_dir)),
+          lock_(std::move(lock)),
+          mount_dir_(std::move(mount_dir)) {}
+    // Destroyed in reverse: the mount directory (the destructor's body), then the lock
+    // file, then the state directory if this lock made it.
+    MadeDir state_dir_;
     PidLockFile lock_;
     std::string mount_dir_;  // empty once moved from
 };

@@ -50,6 +50,38 @@ TEST(NodeLock, OneHolderPerPathAndTheKernelDropsItOnDeath) {
     EXPECT_TRUE(S_ISDIR(st.st_mode));
 }
 
+TEST(NodeLock, SaysWhichStepFailedAndRemovesOnlyTheStateDirectoryItMade) {
+    testing::TempDir tmp;
+    const std::string node = tmp.path() + "/node";
+    NodeLock::Failure failure{};
+    auto in_proc = NodeLock::acquire("/proc", node, nullptr, &failure);
+    ASSERT_FALSE(in_proc);
+    EXPECT_EQ(failure, NodeLock::Failure::kStateDir);
+    auto under_missing = NodeLock::acquire(tmp.path() + "/a/b", node, nullptr, &failure);
+    ASSERT_FALSE(under_missing);
+    EXPECT_EQ(under_missing.error().value(), ENOENT);
+    EXPECT_EQ(failure, NodeLock::Failure::kStateDir);
+
+    const std::string made = tmp.path() + "/made";
+    {
+        auto lock = NodeLock::acquire(made, node, nullptr, &failure);
+        ASSERT_TRUE(lock) << lock.error().value();
+        int holder = 0;
+        auto second = NodeLock::acquire(made, node, &holder, &failure);
+        ASSERT_FALSE(second);
+        EXPECT_EQ(failure, NodeLock::Failure::kServed);
+        EXPECT_EQ(holder, ::getpid());
+        NodeLock moved(std::move(*lock));  // the moved-from lock removes nothing
+    }
+    EXPECT_EQ(::access(made.c_str(), F_OK), -1) << "made by the lock, left empty: removed";
+
+    const std::string kept = tmp.path() + "/kept";
+    ASSERT_EQ(::mkdir(kept.c_str(), 0755), 0);
+    { ASSERT_TRUE(NodeLock::acquire(kept, node)); }
+    struct stat st;
+    EXPECT_EQ(::stat(kept.c_str(), &st), 0) << "there before: stays";
+}
+
 TEST(NodeLock, DistinctPathsNeverShareAMountDirectory) {
     EXPECT_NE(NodeLock::mount_dir_for("/s", "/a/b_c"), NodeLock::mount_dir_for("/s", "/a_b/c"));
     EXPECT_NE(NodeLock::mount_dir_for("/s", "/a/b"), NodeLock::mount_dir_for("/s", "/a%2Fb"));

@@ -5,10 +5,12 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -18,6 +20,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -430,6 +433,143 @@ TEST(NodeDaemon, StartupErrorsAreOneLineAndNonZero) {
     RunResult no_dir = run_program({daemon_path(), "--node", tmp.path() + "/missing/node"}, 20s);
     EXPECT_NE(no_dir.status, 0);
     EXPECT_EQ(std::count(no_dir.output.begin(), no_dir.output.end(), '\n'), 1) << no_dir.output;
+}
+
+// What a failed start could leave behind: the mounts under `root` (from /proc/self/mounts)
+// and every entry of the tree below it, each with its type and a symlink's target.
+std::vector<std::string> traces_under(const std::string& root) {
+    std::vector<std::string> out;
+    std::ifstream mounts("/proc/self/mounts");
+    for (std::string line; std::getline(mounts, line);) {
+        if (line.find(root) != std::string::npos) {
+            out.push_back("mount " + line);
+        }
+    }
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        const auto type = it->symlink_status(ec).type();
+        std::string entry = it->path().string() + " " + std::to_string(static_cast<int>(type));
+        if (type == std::filesystem::file_type::symlink) {
+            entry += " -> " + std::filesystem::read_symlink(it->path(), ec).string();
+        }
+        out.push_back(entry);
+    }
+    if (ec) {
+        out.push_back("unreadable: " + ec.message());  // e.g. a dead FUSE mount (ENOTCONN)
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Every start-up error, before or after the FUSE mount, leaves the mount table and the
+// state and node directories as they were: the daemon undoes what it made. A path that is
+// not this daemon's own stale node (a directory, a file, a symlink to anything else) is
+// refused with EEXIST and left alone.
+TEST(NodeDaemon, FailedStartsLeaveNothingBehind) {
+    TempDir tmp;
+    const std::string root = tmp.path();
+    const std::string state = root + "/state", node = root + "/node";
+    ASSERT_TRUE(std::filesystem::create_directory(state));
+    std::ofstream(state + "/someone-else's") << "kept\n";  // the state dir is shared
+    ASSERT_TRUE(std::filesystem::create_directory(root + "/a-directory"));
+    std::ofstream(root + "/a-file") << "not a node\n";
+    std::filesystem::create_symlink("/etc/hostname", root + "/foreign-link");
+    // A node link of a daemon with another state directory is not ours to replace either.
+    std::filesystem::create_symlink(root + "/other-state/x.mnt/goldfish_address_space",
+                                    root + "/other-daemons-link");
+    std::filesystem::create_directories(root + "/sysfs/bus/pci/devices");  // no device
+
+    struct Case {
+        std::string what;
+        std::vector<std::string> args;
+        std::string expected;  // in the one line of output
+    };
+    const std::vector<Case> cases = {
+        {"existing directory", {"--node", root + "/a-directory"}, "EEXIST"},
+        {"existing file", {"--node", root + "/a-file"}, "EEXIST"},
+        {"foreign symlink", {"--node", root + "/foreign-link"}, "EEXIST"},
+        {"another daemon's symlink", {"--node", root + "/other-daemons-link"}, "EEXIST"},
+        {"no machine for this BAR1 size", {"--node", node, "--bar1-size", "3"}, "machine"},
+        {"no PCI device",
+         {"--node", node, "--pci", "auto", "--sysfs-root", root + "/sysfs"},
+         "no goldfish address space device"},
+        {"bad --group", {"--node", node, "--group", "no-such-group-here"}, "--group"},
+        {"bad --threads", {"--node", node, "--threads", "0"}, "--threads"},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.what);
+        const std::vector<std::string> before = traces_under(root);
+        std::vector<std::string> argv = {daemon_path(), "--state-dir", state};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        RunResult r = run_program(argv, 20s);
+        EXPECT_EQ(r.status, 1) << r.output;
+        EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+        EXPECT_NE(r.output.find(c.expected), std::string::npos) << r.output;
+        // The daemon has exited: its unmount is done. Bounded all the same.
+        std::vector<std::string> after = traces_under(root);
+        for (int i = 0; i < 50 && after != before; ++i) {
+            std::this_thread::sleep_for(100ms);
+            after = traces_under(root);
+        }
+        EXPECT_EQ(after, before) << r.output;
+    }
+
+    // A state directory the failed start had to make goes again too.
+    const std::string fresh_state = root + "/fresh-state";
+    const std::vector<std::string> before = traces_under(root);
+    RunResult r = run_program(
+        {daemon_path(), "--state-dir", fresh_state, "--node", root + "/a-directory"}, 20s);
+    EXPECT_NE(r.output.find("EEXIST"), std::string::npos) << r.output;
+    EXPECT_EQ(traces_under(root), before) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(fresh_state));
+
+    // The refused paths are untouched, and a good start on the same state dir still works.
+    EXPECT_TRUE(std::filesystem::is_directory(root + "/a-directory"));
+    EXPECT_EQ(std::filesystem::read_symlink(root + "/foreign-link"), "/etc/hostname");
+    auto daemon = Daemon::start(node, state);
+    ASSERT_TRUE(daemon);
+    EXPECT_EQ(daemon->stop(SIGTERM, 5s), 0) << daemon->output();
+}
+
+// A start that fails after the mount has its mount, lock and FUSE directory removed, even
+// when something else is mounted on the node path (EBUSY: not ours to detach).
+TEST(NodeDaemon, AFailedStartOverAForeignMountLeavesItMounted) {
+    TempDir tmp;
+    const std::string root = tmp.path();
+    const std::string state = root + "/state", node = root + "/node";
+    ASSERT_TRUE(std::filesystem::create_directory(state));
+    std::ofstream(node) << "";
+    std::ofstream(root + "/source") << "";
+    ASSERT_EQ(::mount((root + "/source").c_str(), node.c_str(), nullptr, MS_BIND, nullptr), 0)
+        << std::strerror(errno);
+    const std::vector<std::string> before = traces_under(root);
+    RunResult r = run_program({daemon_path(), "--state-dir", state, "--node", node}, 20s);
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_NE(r.output.find("EBUSY"), std::string::npos) << r.output;
+    EXPECT_EQ(traces_under(root), before) << r.output;
+    EXPECT_TRUE(node::is_mount_point(node)) << "the foreign mount stays";
+    // TempDir unmounts it at scope exit, whatever happened above.
+}
+
+// A state directory that cannot hold the lock and the FUSE directory says so, naming
+// --state-dir, and does not claim that another daemon serves the path.
+TEST(NodeDaemon, UnusableStateDirectoryHasItsOwnMessage) {
+    TempDir tmp;
+    const std::string node = tmp.path() + "/node";
+    std::ofstream(tmp.path() + "/a-file") << "";
+    for (const std::string& state :
+         {std::string("/proc"), tmp.path() + "/a-file", tmp.path() + "/missing/state"}) {
+        SCOPED_TRACE(state);
+        RunResult r = run_program({daemon_path(), "--node", node, "--state-dir", state}, 20s);
+        EXPECT_EQ(r.status, 1) << r.output;
+        EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+        EXPECT_NE(r.output.find("--state-dir " + state + ": "), std::string::npos) << r.output;
+        EXPECT_EQ(r.output.find("already served"), std::string::npos) << r.output;
+    }
+    EXPECT_FALSE(std::filesystem::exists(node));
+    EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/missing"));
 }
 
 }  // namespace

@@ -26,10 +26,12 @@
 
 namespace {
 
-// One line on stderr, exit status 1: every start-up failure ends here.
-[[noreturn]] void die(const std::string& message) {
+// One line on stderr and exit status 1: every start-up failure ends here. Returned, never
+// exited on the spot, so that whatever the start made (the lock, the FUSE mount, the node's
+// symlink) is undone by its owner on the way out.
+[[nodiscard]] int startup_error(const std::string& message) {
     std::fprintf(stderr, "goldfish-asd: %s\n", message.c_str());
-    std::exit(1);
+    return 1;
 }
 
 std::string errno_text(const gf::Error& e) {
@@ -119,6 +121,24 @@ std::string hex(uint64_t v) {
     return buf;
 }
 
+struct Options {
+    std::string node;
+    std::string state_dir;
+    mode_t mode = 0;
+    gid_t gid = 0;
+    unsigned threads = 0;
+    uint64_t bar1_size = 0;
+    bool no_mmap = false;
+    uint64_t max_map_count = 0;
+    std::string pci;
+    gf::pci::sysfs::SysfsConfig sysfs;
+};
+
+// Everything from taking the node's path to serving it until SIGINT or SIGTERM. Every
+// owner (lock, machine, driver, mount, binding) lives in this scope, so any return undoes
+// what was made, in reverse.
+int serve(Options options);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,35 +177,70 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        die(std::string(e.what()) + " (see --help)");
+        return startup_error(std::string(e.what()) + " (see --help)");
     }
-    mode_t mode = 0;
-    gid_t gid = 0;
-    if (!parse_mode(mode_text, mode)) {
-        die("--mode " + mode_text + ": not an octal permission mode (at most 0777)");
+    Options options;
+    options.node = node;
+    options.state_dir = state_dir;
+    options.threads = threads;
+    options.bar1_size = bar1_size;
+    options.no_mmap = no_mmap;
+    options.max_map_count = max_map_count;
+    options.pci = pci;
+    options.sysfs = sysfs;
+    if (!parse_mode(mode_text, options.mode)) {
+        return startup_error("--mode " + mode_text +
+                             ": not an octal permission mode (at most 0777)");
     }
-    if (!parse_group(group_text, gid)) {
-        die("--group " + group_text + ": no such group");
+    if (!parse_group(group_text, options.gid)) {
+        return startup_error("--group " + group_text + ": no such group");
     }
     if (::geteuid() != 0) {
-        die("must run as root: mounting FUSE and binding the node need it");
+        return startup_error("must run as root: mounting FUSE and binding the node need it");
     }
     if (::access("/dev/fuse", R_OK | W_OK) != 0) {
-        die("FUSE is unavailable: /dev/fuse: " + std::string(std::strerror(errno)) +
+        return startup_error(
+            "FUSE is unavailable: /dev/fuse: " + std::string(std::strerror(errno)) +
             " (load the fuse module; Debian package fuse3)");
     }
-    gf::Result<std::string> canonical = gf::node::canonical_node_path(node);
+    return serve(std::move(options));
+}
+
+namespace {
+
+int serve(Options options) {
+    const std::string& state_dir = options.state_dir;
+    const std::string& pci = options.pci;
+    const bool no_mmap = options.no_mmap;
+    gf::Result<std::string> canonical = gf::node::canonical_node_path(options.node);
     if (!canonical) {
-        die("--node " + node + ": " + errno_text(canonical.error()));
+        return startup_error("--node " + options.node + ": " + errno_text(canonical.error()));
     }
-    node = *canonical;
+    const std::string node = *canonical;
 
     int holder = 0;
-    gf::Result<gf::node::NodeLock> lock = gf::node::NodeLock::acquire(state_dir, node, &holder);
+    gf::node::NodeLock::Failure failure{};
+    gf::Result<gf::node::NodeLock> lock =
+        gf::node::NodeLock::acquire(state_dir, node, &holder, &failure);
     if (!lock) {
-        die(node + " is already served by another daemon" +
-            (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) + ": " +
-            errno_text(lock.error()));
+        switch (failure) {
+            case gf::node::NodeLock::Failure::kStateDir:
+                return startup_error("--state-dir " + state_dir +
+                                     ": cannot hold the daemon's locks and FUSE directories: " +
+                                     errno_text(lock.error()));
+            case gf::node::NodeLock::Failure::kServed:
+                return startup_error(
+                    node + " is already served by another daemon" +
+                    (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) + ": " +
+                    errno_text(lock.error()));
+            case gf::node::NodeLock::Failure::kMountDir:
+                return startup_error(
+                    "cannot prepare the FUSE directory " +
+                    gf::node::NodeLock::mount_dir_for(state_dir, node) + ": " +
+                    errno_text(lock.error()) +
+                    (lock.error() == gf::Error(EBUSY) ? " (something else is mounted there)" : ""));
+        }
+        return startup_error("cannot take " + node + ": " + errno_text(lock.error()));
     }
 
     // Signals: SIGINT/SIGTERM are taken by this thread with sigwait; every thread
@@ -205,25 +260,27 @@ int main(int argc, char** argv) {
     raise_open_file_limit();
     if (pci.empty()) {
         gf::pci::emulated::MachineConfig machine_config;
-        machine_config.device.bar1_size = bar1_size;
+        machine_config.device.bar1_size = options.bar1_size;
         if (!no_mmap) {
-            machine_config.device.max_bar1_bindings = prepare_map_count(max_map_count);
+            machine_config.device.max_bar1_bindings = prepare_map_count(options.max_map_count);
         }
         auto made = gf::pci::emulated::Machine::create(machine_config);
         if (!made) {
-            die("cannot build the emulated machine: " + errno_text(made.error()));
+            return startup_error("cannot build the emulated machine: " + errno_text(made.error()));
         }
         machine = std::move(*made);
         pci_device = &machine->pci_device();
     } else {
         std::string message;
-        auto bdf = gf::pci::sysfs::find_device(sysfs, pci, &message);
+        auto bdf = gf::pci::sysfs::find_device(options.sysfs, pci, &message);
         if (!bdf) {
-            die(message.empty() ? "--pci " + pci + ": " + errno_text(bdf.error()) : message);
+            return startup_error(message.empty() ? "--pci " + pci + ": " + errno_text(bdf.error())
+                                                 : message);
         }
-        auto opened = gf::pci::sysfs::open_device(sysfs, *bdf, &message);
+        auto opened = gf::pci::sysfs::open_device(options.sysfs, *bdf, &message);
         if (!opened) {
-            die(message.empty() ? *bdf + ": " + errno_text(opened.error()) : message);
+            return startup_error(message.empty() ? *bdf + ": " + errno_text(opened.error())
+                                                 : message);
         }
         real_device = std::move(*opened);
         pci_device = real_device.get();
@@ -231,8 +288,8 @@ int main(int argc, char** argv) {
     }
     auto driver = gf::driver::Driver::probe(*pci_device);
     if (!driver) {
-        die("the driver did not bind to the " + device_name +
-            " device: " + errno_text(driver.error()));
+        return startup_error("the driver did not bind to the " + device_name +
+                             " device: " + errno_text(driver.error()));
     }
 
     gf::node::Status fixed;
@@ -271,9 +328,9 @@ int main(int argc, char** argv) {
 
     gf::node::FuseNodeConfig fuse_config;
     fuse_config.mount_dir = lock->mount_dir();
-    fuse_config.mode = mode;
-    fuse_config.gid = gid;
-    fuse_config.threads = threads;
+    fuse_config.mode = options.mode;
+    fuse_config.gid = options.gid;
+    fuse_config.threads = options.threads;
     fuse_config.node_size = fixed.bar1_size;
     if (no_mmap) {
         fuse_config.no_mmap_reason = "turned off (--no-mmap)";
@@ -299,17 +356,20 @@ int main(int argc, char** argv) {
     auto node_status = [&status, &served] { return status(served.load()); };
     auto fuse = gf::node::FuseNode::mount(fuse_config, bound, node_status);
     if (!fuse) {
-        die("cannot mount FUSE at " + lock->mount_dir() + ": " + errno_text(fuse.error()) +
-            " (is the fuse3 package installed and the fuse module loaded?)");
+        return startup_error("cannot mount FUSE at " + lock->mount_dir() + ": " +
+                             errno_text(fuse.error()) +
+                             " (is the fuse3 package installed and the fuse module loaded?)");
     }
     served.store(fuse->get());
     auto binding = gf::node::NodeBinding::bind((*fuse)->node_file(), node, state_dir);
     if (!binding) {
-        die("cannot bind the node at " + node + ": " + errno_text(binding.error()));
+        // EEXIST: something that is not our own stale node is there; it is left alone.
+        return startup_error("cannot bind the node at " + node + ": " +
+                             errno_text(binding.error()));
     }
     struct stat st;
     if (::stat(node.c_str(), &st) != 0) {
-        die("the node at " + node + " does not answer: " + std::strerror(errno));
+        return startup_error("the node at " + node + " does not answer: " + std::strerror(errno));
     }
     if (!(*fuse)->mmap_available()) {
         std::printf(
@@ -334,3 +394,5 @@ int main(int argc, char** argv) {
     (*fuse)->stop();
     return 0;
 }
+
+}  // namespace
