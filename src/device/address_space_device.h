@@ -82,6 +82,17 @@ class AddressSpaceDevice : private DeviceServices {
     Result<std::span<std::byte>> host_memory(uint64_t gpa, uint64_t size) const
         GF_EXCLUDES(device_mutex_);
 
+    // A guest's access to BAR1 through the bus, by offset (a VMM that traps BAR1 accesses):
+    // memory a block the guest allocated or a host region covers wholly, the same memory
+    // the host contexts see; EFAULT anywhere else (nothing backs it: the bus reads 0 there
+    // and drops writes).
+    Result<void> bus_read_bar1(uint64_t offset, std::span<std::byte> out) const
+        GF_EXCLUDES(device_mutex_);
+    Result<void> bus_write_bar1(uint64_t offset, std::span<const std::byte> in)
+        GF_EXCLUDES(device_mutex_);
+    // Where TELL_PING_INFO_ADDR put `handle`'s ping page (a tracer reads it around a PING).
+    std::optional<uint64_t> ping_page_gpa(uint32_t handle) const GF_EXCLUDES(device_mutex_);
+
     // The host's view of all of BAR1, by offset (the node's `bar1` file): bytes copied, or
     // ENXIO for a range that is not wholly inside BAR1. Takes only BAR1's layout lock.
     Result<size_t> read_bar1(uint64_t offset, std::span<std::byte> out) const;
@@ -113,6 +124,12 @@ class AddressSpaceDevice : private DeviceServices {
     uint32_t gen_handle_locked() GF_REQUIRES(device_mutex_);
     uint32_t destroy_handle_locked() GF_REQUIRES(device_mutex_);
     uint32_t tell_ping_info_addr_locked() GF_REQUIRES(device_mutex_);
+    // STATUS of an injected fault: its schedule's value, else `otherwise`.
+    uint32_t injected_status(DeviceFault fault, uint32_t otherwise) const
+        GF_REQUIRES(device_mutex_);
+    void delay_if_injected_locked() GF_REQUIRES(device_mutex_);
+    Result<void> bus_access_bar1_locked(uint64_t offset, uint64_t size) const
+        GF_REQUIRES(device_mutex_);
     void reset_locked() GF_REQUIRES(device_mutex_);
 
     // Ends a handle's context (context.h, steps 1 and 2) and queues it in ended_.
