@@ -392,10 +392,18 @@ Result<std::span<std::byte>> AddressSpaceDevice::host_memory(uint64_t gpa, uint6
     return bar1_->backed_view(offset, size);
 }
 
-std::optional<uint64_t> AddressSpaceDevice::ping_page_gpa(uint32_t handle) const {
+std::optional<AddressSpaceDevice::HandleView> AddressSpaceDevice::handle_view(
+    uint32_t handle) const {
     MutexLock lock(device_mutex_);
     const HandleEntry* entry = handles_.find(handle);
-    return entry ? entry->ping_info_gpa : std::nullopt;
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    HandleView view{entry->ping_info_gpa, std::nullopt};
+    if (entry->context) {
+        view.context = entry->context->type();
+    }
+    return view;
 }
 
 Result<void> AddressSpaceDevice::bus_access_bar1_locked(uint64_t offset, uint64_t size) const {

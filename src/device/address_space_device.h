@@ -90,8 +90,13 @@ class AddressSpaceDevice : private DeviceServices {
         GF_EXCLUDES(device_mutex_);
     Result<void> bus_write_bar1(uint64_t offset, std::span<const std::byte> in)
         GF_EXCLUDES(device_mutex_);
-    // Where TELL_PING_INFO_ADDR put `handle`'s ping page (a tracer reads it around a PING).
-    std::optional<uint64_t> ping_page_gpa(uint32_t handle) const GF_EXCLUDES(device_mutex_);
+    // A live handle's ping page (where TELL_PING_INFO_ADDR put it) and context, if any: what
+    // a tracer shows around a PING. nullopt for a handle that is not live.
+    struct HandleView {
+        std::optional<uint64_t> ping_info_gpa;
+        std::optional<hw::ContextType> context;
+    };
+    std::optional<HandleView> handle_view(uint32_t handle) const GF_EXCLUDES(device_mutex_);
 
     // The host's view of all of BAR1, by offset (the node's `bar1` file): bytes copied, or
     // ENXIO for a range that is not wholly inside BAR1. Takes only BAR1's layout lock.

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "hw/context_types.h"
 #include "hw/pci_header.h"
 #include "hw/pci_identity.h"
 #include "hw/registers.h"
@@ -196,7 +197,8 @@ void ProxyDevice::trace(const TraceEvent& event) const {
 }
 
 std::optional<std::array<uint64_t, 6>> ProxyDevice::ping_fields(uint32_t handle) const {
-    const std::optional<uint64_t> gpa = device_->ping_page_gpa(handle);
+    const auto view = device_->handle_view(handle);
+    const std::optional<uint64_t> gpa = view ? view->ping_info_gpa : std::nullopt;
     if (!gpa) {
         return std::nullopt;
     }
@@ -531,13 +533,25 @@ uint64_t ProxyDevice::bar0_access(uint64_t offset, const BarAccess& access, bool
         what += ", STATUS " + errno_name(status);
         event.say(what);
     } else if (ping) {
+        const auto view = device_->handle_view(value);
         const auto before = ping_fields(value);
         device_->mmio_write(offset, value, access.size);
         const auto after = ping_fields(value);
         event.field("handle", value);
         if (!before) {
-            event.say(": handle " + std::to_string(value) + " has no ping page, refused");
+            event.say(": handle " + std::to_string(value) +
+                      (view ? " has no ping page" : " is not live") + ", refused");
         } else {
+            // Which context gets it: none yet makes this the create ping, metadata the type.
+            if (view->context) {
+                const uint64_t type = static_cast<uint64_t>(*view->context);
+                event.field("context", type);
+                event.say(" (" + std::string(hw::context_type_name(type).value_or("?")) + ")");
+            } else {
+                const auto name = hw::context_type_name((*before)[2]);
+                event.flag("create", true);
+                event.say(" (create ping: " + std::string(name.value_or("unknown type")) + ")");
+            }
             nlohmann::ordered_json b, a;
             for (size_t i = 0; i < kPingFieldNames.size(); ++i) {
                 b[std::string(kPingFieldNames[i])] = (*before)[i];
@@ -545,7 +559,7 @@ uint64_t ProxyDevice::bar0_access(uint64_t offset, const BarAccess& access, bool
                     a[std::string(kPingFieldNames[i])] = (*after)[i];
                 }
             }
-            event.field("ping_page", *device_->ping_page_gpa(value));
+            event.field("ping_page", *view->ping_info_gpa);
             event.say(": handle " + std::to_string(value) + ", ping page " +
                       describe_ping(*before) + " -> " +
                       (after ? describe_ping(*after) : std::string("unreadable")));
