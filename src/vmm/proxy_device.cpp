@@ -112,6 +112,25 @@ std::string command_name(uint32_t command) {
     return "unknown command " + std::to_string(command);
 }
 
+// What a type-5 or type-6 ping asks for (docs/contexts.md), by its metadata.
+std::string host_memory_request(uint64_t metadata, hw::ContextType context) {
+    const bool host_memory = context == hw::ContextType::HostMemoryAllocator;
+    const bool shared_slots = context == hw::ContextType::SharedSlotsHostMemoryAllocator;
+    if (!host_memory && !shared_slots) {
+        return "";
+    }
+    switch (metadata) {
+        case 1:
+            return "Allocate";
+        case 2:
+            return "Unallocate";
+        case 3:
+            return shared_slots ? "CheckIfSharedSlotsSupported" : "unknown request";
+        default:
+            return "unknown request";
+    }
+}
+
 constexpr std::array<std::string_view, 6> kPingFieldNames = {
     "phys_addr", "size", "metadata", "wait_phys_addr", "wait_flags", "direction"};
 
@@ -546,7 +565,12 @@ uint64_t ProxyDevice::bar0_access(uint64_t offset, const BarAccess& access, bool
             if (view->context) {
                 const uint64_t type = static_cast<uint64_t>(*view->context);
                 event.field("context", type);
-                event.say(" (" + std::string(hw::context_type_name(type).value_or("?")) + ")");
+                const std::string request = host_memory_request((*before)[2], *view->context);
+                if (!request.empty()) {
+                    event.field("request", request);
+                }
+                event.say(" (" + std::string(hw::context_type_name(type).value_or("?")) +
+                          (request.empty() ? "" : " " + request) + ")");
             } else {
                 const auto name = hw::context_type_name((*before)[2]);
                 event.flag("create", true);

@@ -307,7 +307,8 @@ TEST_F(TraceTest, EveryBar0AccessIsDecoded) {
         "0x10000, STATUS 0");
     has("BAR0 write PING = 0x1 (create ping: host_memory_allocator): handle 1, ping page "
         "phys_addr 0x0 size 0x0 metadata 0x5 -> phys_addr 0x0 size 0x0 metadata 0x0");
-    has("BAR0 write PING = 0x1 (host_memory_allocator): handle 1, ping page phys_addr 0x1234");
+    has("BAR0 write PING = 0x1 (host_memory_allocator Allocate): handle 1, ping page phys_addr "
+        "0x1234");
     has("BAR0 write COMMAND = 0x1: ALLOCATE_BLOCK size 0x1001 -> offset " + hex(block) +
         " size 0x2000, STATUS 0");
     has("metadata 0x1 -> phys_addr 0x1234 size 0x1000 metadata 0xffffffffffffffff");
