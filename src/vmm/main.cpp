@@ -185,16 +185,33 @@ int main(int argc, char** argv) {
     app.add_option("--fault", fault_texts,
                    "inject a fault: KIND[=VALUE][,after=N][,every=N][,times=N]"
                    "[,probability=P][,seed=S]; KIND is one of " +
-                       gf::vmm::fault_kinds() + " (docs/vm.md#fault-injection)");
+                       gf::vmm::fault_kinds() + " (docs/vm.md#fault-injection)")
+        // One spec per --fault: otherwise its values run on to `--` and swallow it.
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--control", control_path,
                    "serve a control socket here (BAR1 reads and writes, stats), or with "
                    "--send, the server's socket to talk to");
     app.add_option("--send", send,
                    "with --control: send one request ('read-bar1 OFFSET LENGTH', "
                    "'write-bar1 OFFSET HEX', 'stats'), print the reply");
-    app.add_option("qemu", qemu,
-                   "after --: a QEMU command line; the proxy device is appended to it");
-    CLI11_PARSE(app, argc, argv);
+    app.footer(
+        "  -- QEMU ARGS...     a QEMU command line; the proxy device is appended to it, QEMU\n"
+        "                      runs as a child and its exit status is this program's");
+    // Everything after the first `--` is QEMU's, split off here: CLI11 would end a vector
+    // option's values at `--` and go on parsing QEMU's arguments as ours.
+    int own = argc;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) == "--") {
+            own = i;
+            qemu.assign(argv + i + 1, argv + argc);
+            break;
+        }
+    }
+    if (own < argc && qemu.empty()) {
+        die("-- needs a QEMU command after it");
+    }
+    CLI11_PARSE(app, own, argv);
 
     if (!send.empty()) {
         if (control_path.empty()) {

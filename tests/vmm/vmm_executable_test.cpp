@@ -215,10 +215,12 @@ TEST(VmmExecutable, FaultsAndTraceOptions) {
     const auto dir = temp_dir("faults");
     const std::string json = (dir / "trace.jsonl").string();
     {
-        Child child({GF_VMM_DEVICE_PATH, "--fault", "gen-handle,times=1", "--trace-json", json,
-                     "--", GF_FAKE_QEMU_PATH});
+        // --fault last before `--`, twice: each takes one spec, and QEMU keeps its arguments.
+        Child child({GF_VMM_DEVICE_PATH, "--trace-json", json, "--fault", "gen-handle,times=1",
+                     "--fault", "delay=1us", "--", GF_FAKE_QEMU_PATH, "-fake-exit", "0"});
         EXPECT_EQ(child.wait(), 0) << child.err();
-        EXPECT_NE(child.err().find("goldfish-vmm-device: fault armed: gen-handle,times=1\n"),
+        EXPECT_NE(child.err().find("goldfish-vmm-device: fault armed: gen-handle,times=1\n"
+                                   "goldfish-vmm-device: fault armed: delay=1us\n"),
                   std::string::npos)
             << child.err();
         std::ifstream in(json);
