@@ -86,8 +86,10 @@ esac
 
 # The proxy device is appended by goldfish-vmm-device, which serves the device in this
 # process and runs QEMU as its child, then exits with QEMU's status: when this script
-# returns, the device server and QEMU have both ended.
-exec "$device_bin" --bar1-size "$bar1" "${device_opts[@]}" -- \
+# returns, the device server and QEMU have both ended. --bar1-size comes last: after a
+# repeatable option (--fault), CLI11 takes "--" as the end of that option's values, not as
+# the start of the QEMU command.
+exec "$device_bin" "${device_opts[@]}" --bar1-size "$bar1" -- \
   "$qemu" \
   -machine pc,memory-backend=mem \
   -object "memory-backend-memfd,id=mem,size=$memory,share=on" \
