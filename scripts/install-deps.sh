@@ -13,6 +13,8 @@ packages=(
   libfuse3-dev fuse3
   # the device in a real virtual machine: QEMU 7.2, a guest kernel, busybox for its initramfs
   qemu-system-x86 linux-image-amd64 busybox-static
+  # building a guest kernel module against that kernel (docs/vm.md, "Test your own driver")
+  linux-headers-amd64
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -5,7 +5,14 @@
 #
 #   run-vm.sh --initrd INITRAMFS [--kernel VMLINUZ] [--append "KERNEL ARGS"]
 #             [--memory 512M] [--bar1-size 256M] [--cpus 1] [--accel tcg|kvm|auto]
-#             [--device-bin PATH] [--trace] [-- EXTRA QEMU ARGS...]
+#             [--device-bin PATH] [--trace] [--trace-json FILE] [--fault SPEC]...
+#             [--control PATH] [-- EXTRA QEMU ARGS...]
+#
+# --trace, --trace-json FILE, --fault SPEC (repeatable) and --control PATH go to
+# goldfish-vmm-device as they are (docs/vm.md): the decoded register trace on the console
+# or as JSON lines in FILE, injected device faults, and a control socket at PATH through
+# which the host reads and writes BAR1 while the VM runs
+# (goldfish-vmm-device --control PATH --send 'read-bar1 OFFSET LENGTH').
 #
 # Defaults: the newest /boot/vmlinuz-*, "console=ttyS0 panic=-1", no network, no reboot
 # (the VM ends when the guest powers off or its init exits), TCG. --accel kvm is faster
@@ -15,13 +22,13 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 die() { echo "run-vm: $*" >&2; exit 1; }
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-kernel="" initrd="" append="" memory=512M bar1=256M cpus=1 accel=tcg device_bin="" trace=()
+kernel="" initrd="" append="" memory=512M bar1=256M cpus=1 accel=tcg device_bin="" device_opts=()
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,7 +40,10 @@ while [ $# -gt 0 ]; do
     --cpus) cpus="$2"; shift 2 ;;
     --accel) accel="$2"; shift 2 ;;
     --device-bin) device_bin="$2"; shift 2 ;;
-    --trace) trace=(--trace); shift ;;
+    --trace) device_opts+=(--trace); shift ;;
+    --trace-json|--fault|--control)
+      [ $# -ge 2 ] || die "$1 needs a value"
+      device_opts+=("$1" "$2"); shift 2 ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) echo "run-vm: unknown argument $1" >&2; usage ;;
@@ -74,9 +84,12 @@ case "$accel" in
   *) die "--accel is auto, kvm or tcg" ;;
 esac
 
-# The proxy device is appended by goldfish-vmm-device, which runs QEMU in its own process
-# (so QEMU keeps the terminal and the exit status) and serves the device from a child.
-exec "$device_bin" --bar1-size "$bar1" "${trace[@]}" -- \
+# The proxy device is appended by goldfish-vmm-device, which serves the device in this
+# process and runs QEMU as its child, then exits with QEMU's status: when this script
+# returns, the device server and QEMU have both ended. --bar1-size comes last: after a
+# repeatable option (--fault), CLI11 takes "--" as the end of that option's values, not as
+# the start of the QEMU command.
+exec "$device_bin" "${device_opts[@]}" --bar1-size "$bar1" -- \
   "$qemu" \
   -machine pc,memory-backend=mem \
   -object "memory-backend-memfd,id=mem,size=$memory,share=on" \

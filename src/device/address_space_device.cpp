@@ -6,6 +6,7 @@
 #include <bit>
 #include <cerrno>
 #include <chrono>
+#include <thread>
 #include <utility>
 
 #include "base/checked.h"
@@ -112,17 +113,32 @@ void AddressSpaceDevice::write_register_locked(uint64_t offset, uint32_t value) 
         case RegisterFile::Write::Kind::kStored:
             break;
         case RegisterFile::Write::Kind::kCommand:
+            delay_if_injected_locked();
             regs_.status = run_command_locked(write.value);
             break;
         case RegisterFile::Write::Kind::kPing: {
+            delay_if_injected_locked();
             // STATUS stays untouched: drivers ping without the register lock, so writing it
             // here could clobber another thread's command result before it is read.
             FaultyGuestMemory guest(guest_memory_, faults_);
-            if (dispatch_ping(write.value, handles_, guest, *this) != 0) {
+            if (dispatch_ping(write.value, handles_, guest, *this, faults_) != 0) {
                 ++refused_pings_;
             }
             break;
         }
+    }
+}
+
+uint32_t AddressSpaceDevice::injected_status(DeviceFault fault, uint32_t otherwise) const {
+    const uint64_t value = faults_.value(fault);
+    return value == 0 ? otherwise : static_cast<uint32_t>(value);
+}
+
+void AddressSpaceDevice::delay_if_injected_locked() {
+    if (faults_.fires(DeviceFault::kCommandDelay)) {
+        // The lock stays held: a slow device is slow for every caller.
+        const uint64_t us = std::min(faults_.value(DeviceFault::kCommandDelay), kMaxCommandDelayUs);
+        std::this_thread::sleep_for(std::chrono::microseconds(us));
     }
 }
 
@@ -151,7 +167,7 @@ uint32_t AddressSpaceDevice::allocate_block_locked() {
     }
     if (faults_.fires(DeviceFault::kBlockAllocation)) {
         regs_.block_offset = kAllOnes;
-        return ENOMEM;
+        return injected_status(DeviceFault::kBlockAllocation, ENOMEM);
     }
     // The size is the guest's: a value so large the size rule would wrap is simply too big.
     auto aligned = guest_block_size(regs_.block_size, regs_.guest_page_size);
@@ -172,6 +188,9 @@ uint32_t AddressSpaceDevice::allocate_block_locked() {
 uint32_t AddressSpaceDevice::deallocate_block_locked() {
     if (faults_.fires(DeviceFault::kStatusAboveIntMax)) {
         return kStatusAboveIntMax;
+    }
+    if (faults_.fires(DeviceFault::kBlockDeallocation)) {
+        return injected_status(DeviceFault::kBlockDeallocation, EINVAL);
     }
     const uint64_t offset = regs_.block_offset;
     // Only guest blocks: a host region's offset (or a stale one) must not free host memory.
@@ -371,6 +390,43 @@ Result<std::span<std::byte>> AddressSpaceDevice::host_memory(uint64_t gpa, uint6
     MutexLock lock(device_mutex_);
     const uint64_t offset = GF_TRY(bar1_offset_locked(gpa, size));
     return bar1_->backed_view(offset, size);
+}
+
+std::optional<AddressSpaceDevice::HandleView> AddressSpaceDevice::handle_view(
+    uint32_t handle) const {
+    MutexLock lock(device_mutex_);
+    const HandleEntry* entry = handles_.find(handle);
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    HandleView view{entry->ping_info_gpa, std::nullopt};
+    if (entry->context) {
+        view.context = entry->context->type();
+    }
+    return view;
+}
+
+Result<void> AddressSpaceDevice::bus_access_bar1_locked(uint64_t offset, uint64_t size) const {
+    // Guest blocks hold type-5 host memory too; host regions are type-6 slabs.
+    for (const auto* ranges : {&books_.guest_blocks(), &books_.host_regions()}) {
+        auto it = find_containing(*ranges, offset);
+        if (it != ranges->end() && range_within(offset - it->first, size, it->second)) {
+            return {};
+        }
+    }
+    return fail(EFAULT);
+}
+
+Result<void> AddressSpaceDevice::bus_read_bar1(uint64_t offset, std::span<std::byte> out) const {
+    MutexLock lock(device_mutex_);
+    GF_TRY(bus_access_bar1_locked(offset, out.size()));
+    return bar1_->copy_out(offset, out);
+}
+
+Result<void> AddressSpaceDevice::bus_write_bar1(uint64_t offset, std::span<const std::byte> in) {
+    MutexLock lock(device_mutex_);
+    GF_TRY(bus_access_bar1_locked(offset, in.size()));
+    return bar1_->copy_in(offset, in);
 }
 
 Result<size_t> AddressSpaceDevice::read_bar1(uint64_t offset, std::span<std::byte> out) const {

@@ -82,6 +82,22 @@ class AddressSpaceDevice : private DeviceServices {
     Result<std::span<std::byte>> host_memory(uint64_t gpa, uint64_t size) const
         GF_EXCLUDES(device_mutex_);
 
+    // A guest's access to BAR1 through the bus, by offset (a VMM that traps BAR1 accesses):
+    // memory a block the guest allocated or a host region covers wholly, the same memory
+    // the host contexts see; EFAULT anywhere else (nothing backs it: the bus reads 0 there
+    // and drops writes).
+    Result<void> bus_read_bar1(uint64_t offset, std::span<std::byte> out) const
+        GF_EXCLUDES(device_mutex_);
+    Result<void> bus_write_bar1(uint64_t offset, std::span<const std::byte> in)
+        GF_EXCLUDES(device_mutex_);
+    // A live handle's ping page (where TELL_PING_INFO_ADDR put it) and context, if any: what
+    // a tracer shows around a PING. nullopt for a handle that is not live.
+    struct HandleView {
+        std::optional<uint64_t> ping_info_gpa;
+        std::optional<hw::ContextType> context;
+    };
+    std::optional<HandleView> handle_view(uint32_t handle) const GF_EXCLUDES(device_mutex_);
+
     // The host's view of all of BAR1, by offset (the node's `bar1` file): bytes copied, or
     // ENXIO for a range that is not wholly inside BAR1. Takes only BAR1's layout lock.
     Result<size_t> read_bar1(uint64_t offset, std::span<std::byte> out) const;
@@ -113,6 +129,12 @@ class AddressSpaceDevice : private DeviceServices {
     uint32_t gen_handle_locked() GF_REQUIRES(device_mutex_);
     uint32_t destroy_handle_locked() GF_REQUIRES(device_mutex_);
     uint32_t tell_ping_info_addr_locked() GF_REQUIRES(device_mutex_);
+    // STATUS of an injected fault: its schedule's value, else `otherwise`.
+    uint32_t injected_status(DeviceFault fault, uint32_t otherwise) const
+        GF_REQUIRES(device_mutex_);
+    void delay_if_injected_locked() GF_REQUIRES(device_mutex_);
+    Result<void> bus_access_bar1_locked(uint64_t offset, uint64_t size) const
+        GF_REQUIRES(device_mutex_);
     void reset_locked() GF_REQUIRES(device_mutex_);
 
     // Ends a handle's context (context.h, steps 1 and 2) and queues it in ended_.

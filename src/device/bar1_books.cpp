@@ -30,9 +30,10 @@ void Bar1Books::free_guest_block(uint64_t offset) {
     if (block == guest_blocks_.end()) {
         return;
     }
-    // Whoever had the block mapped keeps only zeros of its own from now on.
-    memory_.drop_bound(offset, block->second);
-    (void)area_.free(offset);  // cannot fail: guest_blocks_ mirrors the allocator
+    // Whoever had the block mapped keeps only zeros of its own from now on, and whatever
+    // was written into the window (a guest's stores through the bus) is gone.
+    (void)memory_.zero(offset, block->second);  // inside the window: the allocator's range
+    (void)area_.free(offset);                   // cannot fail: guest_blocks_ mirrors the allocator
     guest_block_bytes_ -= block->second;
     guest_blocks_.erase(block);
 }

@@ -3,7 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "base/checked.h"
@@ -129,6 +131,23 @@ Result<std::span<std::byte>> Bar1Memory::backed_view_locked(uint64_t offset, uin
     }
     // Sound: the range was just checked against the mapping's size.
     return std::span<std::byte>(window_.data() + offset, size);
+}
+
+Result<void> Bar1Memory::zero(uint64_t offset, uint64_t size) {
+    WriterLock lock(layout_lock_);
+    if (!range_within(offset, size, window_.length())) {
+        return fail(EINVAL);
+    }
+    bindings_.drop_overlapping(offset, size);
+    // Whole pages go back to the kernel; the bytes of a page shared with a neighbour (a
+    // guest page smaller than the host's) are cleared one by one.
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const uint64_t end = offset + size;
+    const uint64_t first = std::min(end, (offset + page - 1) / page * page);
+    const uint64_t last = std::max(first, end / page * page);
+    std::memset(window_.data() + offset, 0, first - offset);
+    std::memset(window_.data() + last, 0, end - last);
+    return release_pages(first, last - first);
 }
 
 Result<void> Bar1Memory::release_pages(uint64_t offset, uint64_t size) {

@@ -48,6 +48,10 @@ class Bar1Memory {
     // Zeroes (and un-residents) page-aligned memory that changes hands; EINVAL if unaligned or
     // outside the window.
     Result<void> scrub(uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
+    // Zeroes [offset, offset + size) for whoever gets it next, at any alignment (a guest
+    // block that ends): users' files bound there are taken out first. EINVAL outside the
+    // window.
+    Result<void> zero(uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
     // Unbacks everything, takes every user's file out and zeroes the whole window (reset).
     void clear() GF_EXCLUDES(layout_lock_);
 

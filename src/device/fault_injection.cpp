@@ -8,8 +8,22 @@ void FaultInjector::arm(DeviceFault fault, FaultSchedule schedule) {
     if (schedule.every == 0) {
         schedule.every = 1;
     }
-    faults_[static_cast<size_t>(fault)] = ArmedFault{schedule, 0, 0, true};
+    faults_[static_cast<size_t>(fault)] =
+        ArmedFault{schedule, std::mt19937_64(schedule.seed), 0, 0, true};
     any_armed_ = true;
+}
+
+bool FaultInjector::fires_for(DeviceFault fault, uint64_t subject) {
+    if (!any_armed_) [[likely]] {
+        return false;
+    }
+    const ArmedFault& armed = faults_[static_cast<size_t>(fault)];
+    return armed.armed && armed.schedule.value == subject && fires(fault);
+}
+
+uint64_t FaultInjector::value(DeviceFault fault) const {
+    // Kept after the last firing disarmed the fault: that firing still needs its value.
+    return faults_[static_cast<size_t>(fault)].schedule.value;
 }
 
 bool FaultInjector::fires(DeviceFault fault) {
@@ -22,7 +36,16 @@ bool FaultInjector::fires(DeviceFault fault) {
     }
     const uint64_t seen = armed.seen++;
     const FaultSchedule& schedule = armed.schedule;
-    if (seen < schedule.skip || (seen - schedule.skip) % schedule.every != 0) {
+    if (seen < schedule.skip) {
+        return false;
+    }
+    if (schedule.probability > 0) {
+        // 53 random bits as a double in [0, 1): the same on every platform for one seed.
+        const double draw = static_cast<double>(armed.random() >> 11) * 0x1p-53;
+        if (draw >= schedule.probability) {
+            return false;
+        }
+    } else if ((seen - schedule.skip) % schedule.every != 0) {
         return false;
     }
     ++armed.fired;

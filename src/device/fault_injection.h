@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <span>
 #include <utility>
 
@@ -16,14 +17,22 @@
 namespace gf::device {
 
 enum class DeviceFault : uint8_t {
-    kBlockAllocation,    // ALLOCATE_BLOCK (size > 0): STATUS ENOMEM, BLOCK_OFFSET all-ones
+    kBlockAllocation,    // ALLOCATE_BLOCK (size > 0): STATUS `value` (0: ENOMEM), BLOCK_OFFSET
+                         // all-ones
     kHostMemory,         // type-5/6 Allocate cannot get host memory or a host region: ~0
     kGenHandle,          // GEN_HANDLE issues nothing; HANDLE reads 0xFFFFFFFF
     kPingInfoReadBack,   // TELL_PING_INFO_ADDR (live handle) records the page, but
                          // PING_INFO_ADDR then reads back a different address
     kStatusAboveIntMax,  // ALLOCATE_BLOCK / DEALLOCATE_BLOCK do nothing; STATUS 0x8000000C
+    kBlockDeallocation,  // DEALLOCATE_BLOCK does nothing; STATUS `value` (0: EINVAL)
+    kContextRefused,     // a create ping of context type `value` answers ~0, as for a type
+                         // the device does not know (its opportunities: those pings only)
+    kCommandDelay,       // a COMMAND or PING write takes `value` microseconds longer (the
+                         // device is slow, its lock held): races in a driver show
 };
-inline constexpr size_t kDeviceFaultCount = 5;
+inline constexpr size_t kDeviceFaultCount = 8;
+// The longest kCommandDelay a schedule may ask for: 10 s.
+inline constexpr uint64_t kMaxCommandDelayUs = 10'000'000;
 
 // When an injected fault fires, counted in its opportunities (the operations it applies to,
 // listed above): it skips `skip` of them, then fires on every `every`-th one (0 counts as 1),
@@ -32,6 +41,13 @@ struct FaultSchedule {
     uint32_t skip = 0;
     uint32_t every = 1;
     uint32_t times = 1;
+    // Above 0 (at most 1): after `skip`, each opportunity fires with this probability instead
+    // of every `every`-th, drawn from a generator seeded with `seed`: a seed replays the same
+    // firings.
+    double probability = 0;
+    uint64_t seed = 0;
+    // What the fault produces, for those that take a value (listed above).
+    uint64_t value = 0;
 };
 
 class FaultInjector {
@@ -40,6 +56,11 @@ class FaultInjector {
     // Whether an armed fault fires at this opportunity (and counts it). Cheap when nothing is
     // armed.
     bool fires(DeviceFault fault);
+    // The same for a fault aimed at one subject (kContextRefused: a context type): only an
+    // opportunity whose subject is the schedule's value counts.
+    bool fires_for(DeviceFault fault, uint64_t subject);
+    // The value of the schedule last armed (0 if none was, or after disarm()).
+    uint64_t value(DeviceFault fault) const;
 
     // Guest memory refuses [gpa, gpa + size) to the device until disarm().
     void refuse_guest_memory(uint64_t gpa, uint64_t size);
@@ -54,8 +75,9 @@ class FaultInjector {
   private:
     struct ArmedFault {
         FaultSchedule schedule;
-        uint64_t seen = 0;   // opportunities since arm()
-        uint32_t fired = 0;  // firings since arm()
+        std::mt19937_64 random;  // for a schedule with a probability
+        uint64_t seen = 0;       // opportunities since arm()
+        uint32_t fired = 0;      // firings since arm()
         bool armed = false;
     };
     std::array<ArmedFault, kDeviceFaultCount> faults_{};

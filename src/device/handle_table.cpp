@@ -29,6 +29,11 @@ HandleEntry* HandleTable::find(uint32_t handle) {
     return it == entries_.end() ? nullptr : &it->second;
 }
 
+const HandleEntry* HandleTable::find(uint32_t handle) const {
+    auto it = entries_.find(handle);
+    return it == entries_.end() ? nullptr : &it->second;
+}
+
 std::optional<HandleEntry> HandleTable::remove(uint32_t handle) {
     auto node = entries_.extract(handle);
     if (node.empty()) {

@@ -30,6 +30,7 @@ class HandleTable {
     Result<uint32_t> generate();
     // The live entry for handle, or nullptr.
     HandleEntry* find(uint32_t handle);
+    const HandleEntry* find(uint32_t handle) const;
     // Ends a handle and hands over its entry, whose context the caller ends (context.h);
     // nullopt if it was not live.
     std::optional<HandleEntry> remove(uint32_t handle);

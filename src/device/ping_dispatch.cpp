@@ -10,7 +10,7 @@
 namespace gf::device {
 
 uint32_t dispatch_ping(uint32_t handle, HandleTable& handles, GuestMemory& guest,
-                       DeviceServices& services) {
+                       DeviceServices& services, FaultInjector& faults) {
     HandleEntry* entry = handles.find(handle);
     if (entry == nullptr || !entry->ping_info_gpa) {
         return EINVAL;  // unknown handle, or no TELL_PING_INFO_ADDR yet
@@ -28,7 +28,9 @@ uint32_t dispatch_ping(uint32_t handle, HandleTable& handles, GuestMemory& guest
     } else {
         // The create ping: metadata is the type. phys_addr may be garbage (set_subdevice_type
         // leaves it uninitialised), so no context trusts it.
-        auto context = create_context(info.metadata, ContextParams{handle, services});
+        auto context = faults.fires_for(DeviceFault::kContextRefused, info.metadata)
+                           ? fail(EPROTONOSUPPORT)
+                           : create_context(info.metadata, ContextParams{handle, services});
         if (context) {
             assume_device_lock_held(**context, services);
             if (auto started = (*context)->start_locked(); started) {

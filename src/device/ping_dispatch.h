@@ -6,6 +6,7 @@
 
 #include "base/mutex.h"
 #include "device/device_services.h"
+#include "device/fault_injection.h"
 #include "device/guest_memory.h"
 #include "device/handle_table.h"
 
@@ -13,8 +14,9 @@ namespace gf::device {
 
 // Runs PING(handle): reads the ping page from guest memory, creates the context (metadata =
 // type) or gives it the ping, and writes the page back. 0, or why the ping was refused
-// (nothing ran, the page was left alone).
+// (nothing ran, the page was left alone). A create ping that `faults` refuses answers ~0.
 uint32_t dispatch_ping(uint32_t handle, HandleTable& handles, GuestMemory& guest,
-                       DeviceServices& services) GF_REQUIRES(services.device_lock());
+                       DeviceServices& services, FaultInjector& faults)
+    GF_REQUIRES(services.device_lock());
 
 }  // namespace gf::device

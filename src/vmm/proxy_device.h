@@ -6,22 +6,34 @@
 // into BAR offsets and BAR0's go to the device model's registers, SYNC_SYSMEM replaces the
 // guest RAM the device reads ping pages from, DEVICE_RESET resets both.
 //
-// BAR1 is a 32-bit memory BAR here, because the proxy registers nothing else; it is
-// address space only (every BAR access is a message; nothing can be mapped there).
+// BAR1 is a 32-bit memory BAR here, because the proxy registers nothing else. Every BAR1
+// access is a message too: inside a block the guest allocated or a host region it reaches
+// the device model's BAR1 memory, the memory the host contexts see; elsewhere it reads 0
+// and is dropped.
+//
+// With a tracer, every BAR0 access, config write, placement and reset is an event, decoded
+// (trace.h); with faults, the device model's fault injection is armed at start and after
+// every reset.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
+#include <unordered_set>
+#include <vector>
 
 #include "base/mutex.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "device/address_space_device.h"
 #include "hw/pci_config_space.h"
+#include "vmm/fault_spec.h"
 #include "vmm/memfd_guest_memory.h"
 #include "vmm/message_channel.h"
+#include "vmm/trace.h"
 
 namespace gf::vmm {
 
@@ -32,9 +44,10 @@ struct ProxyDeviceConfig {
     // A power of two from one host page to 2 GiB.
     uint64_t bar1_size = kDefaultBar1Size;
     uint32_t host_page_size = 4096;
-    // Gets one line per notable event (RAM layout, BAR placement, resets, stray accesses)
-    // when set; the device says nothing otherwise.
-    std::function<void(std::string_view)> trace;
+    // Gets every event (trace.h) when set; the device says nothing otherwise.
+    std::shared_ptr<Tracer> tracer;
+    // Armed in the device model at start and again after each reset.
+    std::vector<FaultSpec> faults;
 };
 
 struct ProxyStats {
@@ -43,7 +56,9 @@ struct ProxyStats {
     uint64_t config_writes = 0;
     uint64_t bar_reads = 0;
     uint64_t bar_writes = 0;
-    uint64_t stray_bar_accesses = 0;  // not inside a placed BAR0/BAR1, or decoding off
+    uint64_t stray_bar_accesses = 0;      // not inside a placed BAR0/BAR1, or decoding off
+    uint64_t bar1_accesses = 0;           // inside BAR1
+    uint64_t unbacked_bar1_accesses = 0;  // of those, where nothing backs BAR1: 0, dropped
     uint64_t sysmem_syncs = 0;
     uint64_t irqfd_updates = 0;
     uint64_t resets = 0;
@@ -83,8 +98,14 @@ class ProxyDevice {
     ConnectionResult<void> sync_sysmem(Message& message) GF_EXCLUDES(mutex_);
     void config_write(const ConfigAccess& access) GF_EXCLUDES(mutex_);
     uint64_t bar_access(const BarAccess& access, bool write) GF_EXCLUDES(mutex_);
+    uint64_t bar0_access(uint64_t offset, const BarAccess& access, bool write);
+    uint64_t bar1_access(uint64_t offset, const BarAccess& access, bool write) GF_EXCLUDES(mutex_);
     void reset() GF_EXCLUDES(mutex_);
-    void trace(std::string_view line) const;
+    void arm_faults();
+    bool tracing() const { return config_.tracer != nullptr; }
+    void trace(const TraceEvent& event) const;
+    // The ping struct of `handle`'s page, for the trace; empty without a page.
+    std::optional<std::array<uint64_t, 6>> ping_fields(uint32_t handle) const;
 
     const ProxyDeviceConfig config_;
     // Declared before device_: the device reads guest RAM until it is destroyed.
@@ -98,6 +119,10 @@ class ProxyDevice {
     // STATUS right after each synchronous command).
     UniqueFd irq_fd_ GF_GUARDED_BY(mutex_);
     UniqueFd irq_resample_fd_ GF_GUARDED_BY(mutex_);
+    // The trace's memory: the last RAM layout shown, and the BAR1 pages whose unbacked
+    // accesses were shown (each once, up to a bound).
+    std::string last_layout_ GF_GUARDED_BY(mutex_);
+    std::unordered_set<uint64_t> unbacked_pages_shown_ GF_GUARDED_BY(mutex_);
 };
 
 }  // namespace gf::vmm

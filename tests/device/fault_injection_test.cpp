@@ -1,8 +1,12 @@
 // The device's fault injection (what each fault does at the registers, and that the books
 // stay as they were) and its books, driven through the registers as a guest would.
 #include <cerrno>
+#include <chrono>
+#include <vector>
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "device/device_test_support.h"
 
@@ -24,6 +28,86 @@ TEST(DeviceFaultTest, BlockAllocationFailsWithEnomemAndAllOnes) {
     EXPECT_EQ(guest.device().stats().guest_blocks, 0u);
     EXPECT_EQ(guest.device().stats().faults_fired, 1u);
     EXPECT_EQ(guest.allocate_block(4096).status, kOk);
+}
+
+TEST(DeviceFaultTest, BlockAllocationCanAnswerAnyStatus) {
+    Guest guest;
+    guest.device().inject(DeviceFault::kBlockAllocation,
+                          FaultSchedule{.times = 1, .value = static_cast<uint64_t>(EINVAL)});
+    const auto failed = guest.allocate_block(4096);
+    EXPECT_EQ(failed.status, static_cast<uint32_t>(EINVAL));
+    EXPECT_EQ(failed.offset, kAllOnes);
+    EXPECT_EQ(guest.device().stats().guest_blocks, 0u);
+}
+
+TEST(DeviceFaultTest, BlockDeallocationFailsAndKeepsTheBlock) {
+    Guest guest;
+    const auto block = guest.allocate_block(4096);
+    guest.device().inject(DeviceFault::kBlockDeallocation);
+    EXPECT_EQ(guest.deallocate_block(block.offset), static_cast<uint32_t>(EINVAL));
+    EXPECT_EQ(guest.device().stats().guest_blocks, 1u);
+    guest.device().inject(DeviceFault::kBlockDeallocation,
+                          FaultSchedule{.value = static_cast<uint64_t>(ENOMEM)});
+    EXPECT_EQ(guest.deallocate_block(block.offset), static_cast<uint32_t>(ENOMEM));
+    EXPECT_EQ(guest.device().stats().guest_blocks, 1u);
+    EXPECT_EQ(guest.deallocate_block(block.offset), kOk);  // times = 1: spent
+    EXPECT_EQ(guest.device().stats().guest_blocks, 0u);
+}
+
+TEST(DeviceFaultTest, ARefusedContextTypeFailsOnlyItsCreatePings) {
+    Guest guest;
+    guest.device().inject(DeviceFault::kContextRefused, FaultSchedule{.times = 0, .value = 6});
+    const auto a = guest.open();
+    const auto b = guest.open();
+    EXPECT_EQ(guest.create(a, 5), kPingOk);  // not an opportunity: another type
+    EXPECT_EQ(guest.create(b, 6), kAllOnes);
+    EXPECT_EQ(guest.create(b, 6), kAllOnes);
+    EXPECT_EQ(guest.device().stats().faults_fired, 2u);
+    EXPECT_EQ(guest.device().stats().contexts_by_type[6], 0u);
+    guest.device().clear_faults();
+    EXPECT_EQ(guest.create(b, 6), kPingOk);
+}
+
+// Which of 200 opportunities fire.
+std::vector<bool> firings(FaultSchedule schedule) {
+    FaultInjector faults;
+    faults.arm(DeviceFault::kGenHandle, schedule);
+    std::vector<bool> out;
+    for (int i = 0; i < 200; ++i) {
+        out.push_back(faults.fires(DeviceFault::kGenHandle));
+    }
+    return out;
+}
+
+TEST(DeviceFaultTest, AProbabilityFromASeedReplaysTheSameFirings) {
+    const FaultSchedule quarter{.skip = 10, .times = 0, .probability = 0.25, .seed = 7};
+    const auto a = firings(quarter);
+    EXPECT_EQ(a, firings(quarter));
+    FaultSchedule other = quarter;
+    other.seed = 8;
+    EXPECT_NE(a, firings(other));
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_FALSE(a[i]) << i;  // skipped
+    }
+    const auto fired = std::count(a.begin(), a.end(), true);
+    EXPECT_GT(fired, 20);  // about 48 of 190; far from none or all
+    EXPECT_LT(fired, 90);
+    // times bounds a probability too.
+    const auto three = firings({.times = 3, .probability = 1.0});
+    EXPECT_EQ(std::count(three.begin(), three.end(), true), 3);
+    EXPECT_TRUE(three[0] && three[1] && three[2]);
+}
+
+TEST(DeviceFaultTest, ADelayedCommandStillRuns) {
+    Guest guest;
+    guest.device().inject(DeviceFault::kCommandDelay, FaultSchedule{.times = 2, .value = 20'000});
+    const auto start = std::chrono::steady_clock::now();
+    const auto block = guest.allocate_block(4096);
+    EXPECT_EQ(block.status, kOk);
+    EXPECT_EQ(guest.deallocate_block(block.offset), kOk);
+    // A lower bound only: the device slept at least as long as asked, twice.
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(40));
+    EXPECT_EQ(guest.device().stats().faults_fired, 2u);
 }
 
 TEST(DeviceFaultTest, StatusAboveIntMaxDoesNothing) {

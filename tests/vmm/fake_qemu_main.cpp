@@ -1,6 +1,12 @@
 // A stand-in for qemu-system-x86_64 in the launcher test: finds the proxy device that
 // goldfish-vmm-device appended (`-device x-pci-proxy-dev,id=..,fd=N`), probes it the way
 // the proxy's realize does, pokes one register, and prints what it saw.
+//
+// Test switches: `-fake-exit N` exits with N; `-fake-wait-signal FILE` then writes its pid
+// to FILE and waits for SIGTERM (printing that it got it) before exiting with 7.
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,8 +18,18 @@ int main(int argc, char** argv) {
     int fd = -1;
     std::string id;
     std::string passed;  // the arguments before the appended device
+    int exit_code = 0;
+    std::string wait_file;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
+        if (arg == "-fake-exit" && i + 1 < argc) {
+            exit_code = std::atoi(argv[++i]);
+            continue;
+        }
+        if (arg == "-fake-wait-signal" && i + 1 < argc) {
+            wait_file = argv[++i];
+            continue;
+        }
         if (arg.rfind("x-pci-proxy-dev,", 0) == 0) {
             const auto at = arg.find(",fd=");
             const auto id_at = arg.find("id=");
@@ -51,5 +67,22 @@ int main(int argc, char** argv) {
     std::printf("fake-qemu: %04x:%04x rev %u class %04x pin %u bar0 0x%x bar1 0x%x page %llu\n",
                 ids & 0xFFFF, ids >> 16, klass & 0xFF, klass >> 16, pin, sizes[0], sizes[1],
                 static_cast<unsigned long long>(page));
-    return 0;
+    std::fflush(stdout);
+    if (!wait_file.empty()) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_BLOCK, &set, nullptr);
+        const std::string tmp = wait_file + ".tmp";
+        if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+            std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+            std::fclose(f);
+            std::rename(tmp.c_str(), wait_file.c_str());
+        }
+        int got = 0;
+        sigwait(&set, &got);
+        std::printf("fake-qemu: got signal %d\n", got);
+        return 7;
+    }
+    return exit_code;
 }
