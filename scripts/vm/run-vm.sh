@@ -86,9 +86,9 @@ esac
 
 # The proxy device is appended by goldfish-vmm-device, which serves the device in this
 # process and runs QEMU as its child, then exits with QEMU's status: when this script
-# returns, the device server and QEMU have both ended. --bar1-size comes last: after a
-# repeatable option (--fault), CLI11 takes "--" as the end of that option's values, not as
-# the start of the QEMU command.
+# returns, the device server and QEMU have both ended. (--bar1-size comes last so that
+# binaries from before goldfish-vmm-device split QEMU's command off itself still work: CLI11
+# took a "--" right after --fault's value as the end of --fault's values.)
 exec "$device_bin" "${device_opts[@]}" --bar1-size "$bar1" -- \
   "$qemu" \
   -machine pc,memory-backend=mem \
