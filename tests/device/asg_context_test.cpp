@@ -408,6 +408,11 @@ TEST(AsgContextTest, DiscardSinkAndACustomFactory) {
     a.connect();
     ASSERT_TRUE(a.write_small(pattern(5000, 1)));
     ASSERT_TRUE(a.write_large(pattern(2u << 20, 2)));
+    // The ring is drained before the sink has seen the last chunk: wait for it.
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (counted.load() < 5000u + (2u << 20) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
     EXPECT_EQ(counted.load(), 5000u + (2u << 20));
 
     DeviceConfig discard;
