@@ -324,6 +324,7 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.asg_blocks = asg_pools_.block_count();
     stats.asg_protocol_errors = asg_protocol_errors_.load(std::memory_order_relaxed);
     stats.refused_pings = refused_pings_;
+    stats.stalled_contexts = stragglers_.size();
     stats.faults_fired = faults_.fired();
     return stats;
 }

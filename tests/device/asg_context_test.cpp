@@ -547,10 +547,10 @@ TEST(AsgContextTest, DestroyHandleStopsABusyConsumerWithinTheBoundAndFreesItsMem
     ASSERT_TRUE(stuck.write_large(pattern(3u << 20, 2)));  // 3 MiB echo, never read
     std::this_thread::sleep_for(20ms);
 
-    const auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(half.close(), 0u);
     EXPECT_EQ(stuck.close(), 0u);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 1000ms);
+    // Both threads stopped within the bound: none was left behind as a straggler.
+    EXPECT_EQ(guest.device().stats().stalled_contexts, 0u);
     expect_nothing_left(guest);
 }
 
@@ -562,9 +562,8 @@ TEST(AsgContextTest, ResetStopsConsumersWithinTheBoundAndFreesTheirMemory) {
     AsgGuest idle(guest);
     idle.connect();
     std::this_thread::sleep_for(20ms);
-    const auto start = std::chrono::steady_clock::now();
     guest.device().reset();
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 1000ms);
+    EXPECT_EQ(guest.device().stats().stalled_contexts, 0u);
     expect_nothing_left(guest);
     EXPECT_EQ(guest.device().stats().handles, 0u);
 }
