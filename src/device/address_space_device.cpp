@@ -46,6 +46,15 @@ Result<std::unique_ptr<AddressSpaceDevice>> AddressSpaceDevice::create(const Dev
     if (!config.bar1_64bit && (config.bar1_size > kMax32BitBar || *bar1_end > (1ull << 32))) {
         return fail(EINVAL);
     }
+    // ASG: a buffer fits one 16 MiB block and is a whole number of write steps.
+    if (config.asg_write_step == 0 || config.asg_buffer_size == 0 ||
+        config.asg_buffer_size > AsgBlockPool::kBlockSize ||
+        config.asg_buffer_size % config.asg_write_step != 0) {
+        return fail(EINVAL);
+    }
+    if (!config.asg_sink_factory && !builtin_asg_sink(config.asg_sink)) {
+        return fail(EINVAL);
+    }
     std::unique_ptr<Bar1Memory> bar1 =
         GF_TRY(Bar1Memory::create(config.bar1_size, config.max_bar1_bindings));
     return std::unique_ptr<AddressSpaceDevice>(
@@ -304,6 +313,8 @@ void AddressSpaceDevice::reset_locked() {
         end_context_locked(std::move(entry.context));
     }
     shared_slots_.clear();
+    asg_pools_.clear();
+    asg_protocol_errors_.store(0, std::memory_order_relaxed);
     books_.clear();
     regs_.reset();
     refused_pings_ = 0;
@@ -329,7 +340,10 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.backed_bytes = bar1_->backed_bytes();
     stats.file_bindings = bar1_->bound_count();
     stats.shared_slot_slabs = shared_slots_.slab_count();
+    stats.asg_blocks = asg_pools_.block_count();
+    stats.asg_protocol_errors = asg_protocol_errors_.load(std::memory_order_relaxed);
     stats.refused_pings = refused_pings_;
+    stats.stalled_contexts = stragglers_.size();
     stats.faults_fired = faults_.fired();
     return stats;
 }

@@ -11,6 +11,7 @@
 // pings, contexts), fault_injection.h, device_stats.h and device_books.h (the views).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,7 @@
 
 #include "base/mutex.h"
 #include "base/result.h"
+#include "device/asg_block_pool.h"
 #include "device/bar1_books.h"
 #include "device/bar1_memory.h"
 #include "device/context.h"
@@ -158,6 +160,9 @@ class AddressSpaceDevice : private DeviceServices {
         GF_REQUIRES(device_mutex_);
     void scrub_locked(uint64_t offset, uint64_t size) override GF_REQUIRES(device_mutex_);
     SharedSlotsPool& shared_slots_pool_locked() override GF_REQUIRES(device_mutex_);
+    AsgPools& asg_pools_locked() override GF_REQUIRES(device_mutex_) { return asg_pools_; }
+    const DeviceConfig& config() const override { return config_; }
+    std::atomic<uint64_t>& asg_protocol_errors() override { return asg_protocol_errors_; }
     Bar1Memory& bar1_memory() override { return *bar1_; }
 
     const DeviceConfig config_;
@@ -172,6 +177,9 @@ class AddressSpaceDevice : private DeviceServices {
     uint64_t refused_pings_ GF_GUARDED_BY(device_mutex_) = 0;
     FaultInjector faults_ GF_GUARDED_BY(device_mutex_);
     SharedSlotsPool shared_slots_ GF_GUARDED_BY(device_mutex_);
+    AsgPools asg_pools_ GF_GUARDED_BY(device_mutex_);
+    // Counted by ASG consumers without the lock; zeroed by reset.
+    std::atomic<uint64_t> asg_protocol_errors_{0};
     // Ended by the register write under way; its caller finishes them after unlocking.
     EndedContexts ended_ GF_GUARDED_BY(device_mutex_);
     // Ended contexts whose threads overran context_stop_timeout: already without BAR1

@@ -26,6 +26,12 @@ class Bar1Access {
     Result<void> write(uint64_t offset, std::span<const std::byte> in) const
         GF_EXCLUDES(memory_.layout_lock());
 
+    // The aligned 32-bit word at `offset` as one sequentially consistent atomic access (the
+    // ring positions and states that guest and host update concurrently; a byte-wise copy
+    // could tear them). EINVAL unless `offset` is a multiple of 4.
+    Result<uint32_t> load32(uint64_t offset) const GF_EXCLUDES(memory_.layout_lock());
+    Result<void> store32(uint64_t offset, uint32_t value) const GF_EXCLUDES(memory_.layout_lock());
+
     // After this returns no access is in flight and every later one fails. Waits only for
     // accesses in flight (each is short).
     void revoke() GF_EXCLUDES(memory_.layout_lock());

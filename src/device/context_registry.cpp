@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/mutex.h"
+#include "device/asg_context.h"
 #include "device/host_memory_allocator_context.h"
 #include "device/shared_slots_context.h"
 
@@ -19,6 +20,7 @@ struct ContextKind {
 
 // The implemented types. Others fail creation with metadata ~0.
 constexpr ContextKind kContextKinds[] = {
+    {hw::ContextType::Graphics, &AsgContext::create},
     {hw::ContextType::HostMemoryAllocator, &HostMemoryAllocatorContext::create},
     {hw::ContextType::SharedSlotsHostMemoryAllocator, &SharedSlotsContext::create},
 };

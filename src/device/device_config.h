@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include "device/asg_sink.h"
 
 namespace gf::device {
 
@@ -22,6 +25,15 @@ struct DeviceConfig {
     // At most this many BAR1 ranges bound to users' memory files at once: each is a mapping
     // of the process's, and the process must stay clear of vm.max_map_count.
     size_t max_bar1_bindings = 30000;
+    // ASG (type 0, docs/contexts.md#asg): the transfer buffer of each context and the write
+    // step (flush_interval) the guest chunks it by. The buffer is at most 16 MiB (one block)
+    // and a multiple of the step. Defaults: gfxstream's kAsgWriteBufferSize/kAsgWriteStepSize.
+    uint32_t asg_buffer_size = 1u << 20;
+    uint32_t asg_write_step = 256u << 10;
+    // Where each ASG context's consumer hands the guest's bytes: a built-in sink by name
+    // ("echo", "discard"), unless asg_sink_factory is set, which then makes every sink.
+    std::string asg_sink = "echo";
+    AsgSinkFactory asg_sink_factory;
 };
 
 }  // namespace gf::device

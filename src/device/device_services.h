@@ -5,16 +5,19 @@
 // checks that contexts call them only from their own `_locked` methods.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 
 #include "base/mutex.h"
 #include "base/result.h"
+#include "device/device_config.h"
 
 namespace gf::device {
 
 class Bar1Memory;
 class SharedSlotsPool;
+struct AsgPools;
 
 // A range of BAR1 the guest reserved with ALLOCATE_BLOCK.
 struct GuestBlock {
@@ -64,6 +67,14 @@ class DeviceServices {
 
     // The device-wide pool behind type-6 contexts.
     virtual SharedSlotsPool& shared_slots_pool_locked() GF_REQUIRES(device_lock()) = 0;
+    // The device-wide pools behind ASG rings and buffers (asg_block_pool.h).
+    virtual AsgPools& asg_pools_locked() GF_REQUIRES(device_lock()) = 0;
+
+    // The device's configuration (fixed at creation; no lock).
+    virtual const DeviceConfig& config() const = 0;
+    // Protocol errors of ASG guests (DeviceStats::asg_protocol_errors): counted by contexts'
+    // threads without any lock.
+    virtual std::atomic<uint64_t>& asg_protocol_errors() = 0;
 
     // BAR1's memory, for a context's own thread (through a Bar1Access): it has its own lock
     // and needs no device lock.

@@ -19,8 +19,11 @@ struct DeviceStats {
     uint64_t backed_bytes = 0;
     uint64_t file_bindings = 0;  // BAR1 ranges bound to users' memory files
     uint64_t shared_slot_slabs = 0;
-    uint64_t refused_pings = 0;  // unknown handle, no ping page yet, or page not in RAM
-    uint64_t faults_fired = 0;   // injected faults that took effect (see inject())
+    uint64_t asg_blocks = 0;           // 16 MiB blocks behind ASG rings and buffers
+    uint64_t asg_protocol_errors = 0;  // what ASG guests wrote that the consumers refused
+    uint64_t refused_pings = 0;        // unknown handle, no ping page yet, or page not in RAM
+    uint64_t stalled_contexts = 0;     // ended, but their threads overran context_stop_timeout
+    uint64_t faults_fired = 0;         // injected faults that took effect (see inject())
 };
 
 }  // namespace gf::device

@@ -1,0 +1,364 @@
+#include "device/asg_context.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "base/checked.h"
+#include "base/page.h"
+#include "base/scope_guard.h"
+#include "device/asg_block_pool.h"
+#include "device/registers.h"
+
+namespace gf::device {
+namespace {
+
+using namespace asg;
+
+// The reference consumer's idle policy: this many empty rounds, each of kYieldsPerRound
+// yields, before it publishes NEED_NOTIFY and sleeps until a ping.
+constexpr unsigned kIdleRounds = 8;
+constexpr unsigned kYieldsPerRound = 30;
+// The most a large-transfer read takes at once.
+constexpr uint32_t kMaxChunk = 256u << 10;
+// While from_host_large_xfer is full, the consumer polls at most this far apart.
+constexpr unsigned kMaxReplyBackoffUs = 1000;
+
+}  // namespace
+
+Result<std::unique_ptr<Context>> AsgContext::create(const ContextParams& params) {
+    const DeviceConfig& config = params.services.config();
+    AsgSinkFactory factory = config.asg_sink_factory;
+    if (!factory) {
+        factory = GF_TRY(builtin_asg_sink(config.asg_sink));
+    }
+    std::unique_ptr<AsgSink> sink = factory();
+    if (!sink) {
+        return fail(EINVAL);
+    }
+    return std::unique_ptr<Context>(new AsgContext(params.services, std::move(sink)));
+}
+
+AsgContext::AsgContext(DeviceServices& services, std::unique_ptr<AsgSink> sink)
+    : AsyncContext(services),
+      buffer_size_(services.config().asg_buffer_size),
+      step_size_(services.config().asg_write_step),
+      view_mask_(std::bit_floor(services.config().asg_buffer_size) - 1),
+      protocol_errors_(services.asg_protocol_errors()),
+      host_access_(services.bar1_memory()),
+      sink_(std::move(sink)) {}
+
+Result<void> AsgContext::start_locked() {
+    ScopeGuard undo([&] {
+        device_lock().assert_held();  // the guard runs inside this function
+        free_memory_locked();
+    });
+    // Ring first, then buffer: the emulator's order, which places the first ring block at
+    // the top of BAR1 and the first buffer block right below it.
+    AsgPools& pools = services_.asg_pools_locked();
+    ring_ = GF_TRY(pools.rings.allocate_locked(kRingStorageSize, services_));
+    has_ring_ = true;
+    buffer_ = GF_TRY(pools.buffers.allocate_locked(buffer_size_, services_));
+    has_buffer_ = true;
+    // ring_buffer_init of each header (the memory is zero: positions and state 0).
+    for (uint64_t header : {kToHost, kToHostLargeXfer, kFromHostLargeXfer}) {
+        (void)host_access_.store32(ring_ + header + kHostVersion, 1);
+    }
+    write_host_config_locked(/*initial=*/true);
+    GF_TRY(AsyncContext::start_locked());
+    undo.dismiss();
+    return {};
+}
+
+void AsgContext::write_host_config_locked(bool initial) {
+    (void)host_access_.store32(ring_ + kBufferSize, buffer_size_);
+    (void)host_access_.store32(ring_ + kFlushInterval, step_size_);
+    if (initial) {
+        for (uint64_t field : {kHostConsumedPos, kGuestWritePos, kTransferSize, kInError}) {
+            (void)host_access_.store32(ring_ + field, 0);
+        }
+        (void)host_access_.store32(ring_ + kTransferMode, 1);
+    }
+}
+
+void AsgContext::perform_locked(PingInfo& info) {
+    switch (info.metadata) {
+        case GetRing:
+            info.metadata = ring_;
+            info.size = kRingStorageSize;
+            break;
+        case GetBuffer:
+            info.metadata = buffer_;
+            info.size = buffer_size_;
+            break;
+        case SetVersion: {
+            // Idempotent: a second one re-asserts the config and wakes the one consumer.
+            info.size = std::min(info.size, kHostVersionNumber);
+            write_host_config_locked(/*initial=*/false);
+            {
+                MutexLock lock(mutex_);
+                consuming_ = true;
+            }
+            wake();
+            break;
+        }
+        case NotifyAvailable:
+            wake();  // coalesces; never blocks
+            info.metadata = kPingOk;
+            break;
+        case GetConfig:
+            write_host_config_locked(/*initial=*/false);
+            info.metadata = kPingOk;
+            break;
+        default:
+            break;  // the struct goes back as it came
+    }
+}
+
+std::map<uint64_t, uint64_t> AsgContext::allocations_locked() const {
+    std::map<uint64_t, uint64_t> out;
+    if (has_ring_) {
+        out.emplace(ring_, kRingStorageSize);
+    }
+    if (has_buffer_) {
+        out.emplace(buffer_, round_up_to_page(buffer_size_, services_.host_page_size()).value());
+    }
+    return out;
+}
+
+void AsgContext::stop_locked() {
+    AsyncContext::stop_locked();  // the thread cannot write the state any more
+    if (has_ring_) {
+        (void)host_access_.store32(ring_ + kState, Exit);
+    }
+}
+
+void AsgContext::release_locked() {
+    free_memory_locked();
+}
+
+void AsgContext::free_memory_locked() {
+    AsgPools& pools = services_.asg_pools_locked();
+    if (has_buffer_) {
+        pools.buffers.free_locked(buffer_, services_);
+        has_buffer_ = false;
+    }
+    if (has_ring_) {
+        pools.rings.free_locked(ring_, services_);
+        has_ring_ = false;
+    }
+}
+
+bool AsgContext::consuming() {
+    MutexLock lock(mutex_);
+    return consuming_;
+}
+
+// --- The consumer ----------------------------------------------------------------------
+
+void AsgContext::run() {
+    chunk_.resize(std::min(kMaxChunk, view_mask_ + 1));
+    while (wait_for_work()) {
+        if (!consuming()) {
+            continue;  // a notify before SET_VERSION
+        }
+        if (!consume_until_idle()) {
+            return;
+        }
+    }
+}
+
+bool AsgContext::consume_until_idle() {
+    if (!store(kState, CanConsume)) {
+        return false;
+    }
+    unsigned idle = 0;
+    while (!stop_requested()) {
+        Result<bool> progress = step();
+        if (!progress) {
+            return false;  // revoked (stopping) or not backed: BAR1 is out of reach
+        }
+        if (*progress) {
+            idle = 0;
+            continue;
+        }
+        if (++idle < kIdleRounds) {
+            for (unsigned i = 0; i < kYieldsPerRound; ++i) {
+                std::this_thread::yield();
+            }
+            continue;
+        }
+        if (!store(kState, NeedNotify)) {
+            return false;
+        }
+        // The re-check the reference lacks: a guest that saw CAN_CONSUME just before the
+        // store above pushed data without pinging.
+        Result<bool> more = has_input();
+        if (!more) {
+            return false;
+        }
+        if (!*more) {
+            return true;  // sleep until a ping
+        }
+        if (!store(kState, CanConsume)) {
+            return false;
+        }
+        idle = 0;
+    }
+    return true;  // the stop request ends the thread at its next wait
+}
+
+Result<bool> AsgContext::has_input() {
+    const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
+    const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
+    const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
+    const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
+    return write_pos != read_pos || large_write != large_read || GF_TRY(reply_ready());
+}
+
+Result<bool> AsgContext::reply_ready() {
+    if (reply_sent_ == reply_.size()) {
+        return false;
+    }
+    // Replies only while the guest sends nothing: the one buffer is time-shared (§3.3).
+    return GF_TRY(load(kTransferMode)) != 3 || GF_TRY(load(kTransferSize)) == 0;
+}
+
+Result<bool> AsgContext::step() {
+    const uint32_t mode = GF_TRY(load(kTransferMode));
+    const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
+    const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
+    if (write_pos != read_pos) {
+        return step_type1(write_pos, read_pos, mode);
+    }
+    const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
+    const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
+    if (large_write != large_read) {
+        return step_large(large_write, large_read, mode);
+    }
+    if (GF_TRY(reply_ready())) {
+        return step_reply();
+    }
+    return false;
+}
+
+Result<bool> AsgContext::step_type1(uint32_t write_pos, uint32_t read_pos, uint32_t mode) {
+    const uint32_t available = write_pos - read_pos;
+    // A position that jumped past the ring, descriptors while not in mode 1 (mode 2's
+    // physical addresses are not supported; anything else is garbage), or a torn descriptor:
+    // refused, and the ring is drained so that the guest is not stuck on it.
+    if (available >= kBufSize || mode != 1 || available < kType1DescriptorSize) {
+        protocol_error();
+        GF_TRY(store(kToHost + kReadPos, write_pos));
+        return true;
+    }
+    std::array<std::byte, kType1DescriptorSize> raw;
+    for (uint32_t i = 0; i < raw.size(); ++i) {  // the descriptor may wrap around buf[]
+        const uint64_t at = kBuf + ((read_pos + i) & (kBufSize - 1));
+        GF_TRY(bar1().read(ring_ + kToHost + at, std::span(raw).subspan(i, 1)));
+    }
+    uint32_t offset;
+    uint32_t size;
+    std::memcpy(&offset, raw.data(), sizeof(offset));
+    std::memcpy(&size, raw.data() + sizeof(offset), sizeof(size));
+    const bool valid = size <= step_size_ && range_within(offset, size, buffer_size_);
+    std::vector<std::byte> bytes;
+    if (valid && size != 0) {
+        bytes.resize(size);
+        GF_TRY(bar1().read(buffer_ + offset, bytes));
+    }
+    // Consumed: the guest may reuse the chunk once it sees this.
+    GF_TRY(store(kToHost + kReadPos, read_pos + kType1DescriptorSize));
+    if (!valid) {
+        protocol_error();
+        return true;
+    }
+    const uint32_t consumed = GF_TRY(load(kHostConsumedPos));
+    GF_TRY(store(kHostConsumedPos, consumed + size));
+    if (!bytes.empty()) {
+        deliver(bytes);
+    }
+    return true;
+}
+
+Result<bool> AsgContext::step_large(uint32_t write_pos, uint32_t read_pos, uint32_t mode) {
+    const uint32_t available = write_pos - read_pos;
+    const uint32_t remaining = GF_TRY(load(kTransferSize));
+    // Data past the view, data outside a mode-3 transfer, or more than the guest announced.
+    if (available > view_mask_ || mode != 3 || remaining == 0) {
+        protocol_error();
+        GF_TRY(store(kToHostLargeXfer + kReadPos, write_pos));
+        return true;
+    }
+    const uint32_t n = std::min({available, remaining, static_cast<uint32_t>(chunk_.size())});
+    // Before reading, so that the guest cannot race it (§3.3).
+    GF_TRY(store(kTransferSize, remaining - n));
+    std::span<std::byte> bytes(chunk_.data(), n);
+    GF_TRY(read_view(read_pos, bytes));
+    GF_TRY(store(kToHostLargeXfer + kReadPos, read_pos + n));
+    deliver(bytes);
+    return true;
+}
+
+Result<bool> AsgContext::step_reply() {
+    const uint32_t write_pos = GF_TRY(load(kFromHostLargeXfer + kWritePos));
+    const uint32_t read_pos = GF_TRY(load(kFromHostLargeXfer + kReadPos));
+    const uint32_t used = write_pos - read_pos;
+    if (used > view_mask_) {
+        // The guest's read position jumped: the reply cannot be placed. Dropped.
+        protocol_error();
+        reply_.clear();
+        reply_sent_ = 0;
+        return true;
+    }
+    const uint32_t room = view_mask_ - used;  // a ring holds at most size - 1 bytes
+    if (room == 0) {
+        // Full: poll with a growing pause (the guest does not ping when it reads); a stop
+        // request is seen between polls.
+        reply_backoff_us_ = std::clamp(reply_backoff_us_ * 2, 1u, kMaxReplyBackoffUs);
+        std::this_thread::sleep_for(std::chrono::microseconds(reply_backoff_us_));
+        return true;
+    }
+    reply_backoff_us_ = 0;
+    const size_t n = std::min<size_t>(room, reply_.size() - reply_sent_);
+    GF_TRY(write_view(write_pos, std::span(reply_).subspan(reply_sent_, n)));
+    GF_TRY(store(kFromHostLargeXfer + kWritePos, write_pos + static_cast<uint32_t>(n)));
+    reply_sent_ += n;
+    if (reply_sent_ == reply_.size()) {
+        reply_.clear();
+        reply_sent_ = 0;
+    }
+    return true;
+}
+
+void AsgContext::deliver(std::span<const std::byte> bytes) {
+    (void)store(kState, Rendering);
+    sink_->consume(bytes, reply_);
+    (void)store(kState, CanConsume);
+}
+
+Result<void> AsgContext::read_view(uint32_t pos, std::span<std::byte> out) {
+    const uint32_t start = pos & view_mask_;
+    const size_t first = std::min<size_t>(out.size(), view_mask_ + 1 - start);
+    GF_TRY(bar1().read(buffer_ + start, out.first(first)));
+    if (first < out.size()) {
+        GF_TRY(bar1().read(buffer_, out.subspan(first)));
+    }
+    return {};
+}
+
+Result<void> AsgContext::write_view(uint32_t pos, std::span<const std::byte> in) {
+    const uint32_t start = pos & view_mask_;
+    const size_t first = std::min<size_t>(in.size(), view_mask_ + 1 - start);
+    GF_TRY(bar1().write(buffer_ + start, in.first(first)));
+    if (first < in.size()) {
+        GF_TRY(bar1().write(buffer_, in.subspan(first)));
+    }
+    return {};
+}
+
+}  // namespace gf::device

@@ -1,0 +1,134 @@
+// Type 0, Graphics: ASG, the gfxstream transport (spec asg.md §3, docs/contexts.md#asg). The
+// create ping takes ring storage (12288 bytes) and a transfer buffer from the device's ASG
+// block pools and lays out the three ring headers and the config; the guest claims and maps
+// both. SET_VERSION lets the consumer run: a thread of this context that reads the guest's
+// type-1 descriptors and mode-3 large transfers, hands the bytes to a sink (asg_sink.h) and
+// writes the sink's replies through from_host_large_xfer. Everything it reads from the shared
+// memory is untrusted: what it refuses is counted in DeviceStats::asg_protocol_errors.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/mutex.h"
+#include "device/asg_sink.h"
+#include "device/async_context.h"
+#include "device/bar1_access.h"
+
+namespace gf::device {
+
+// The shared layout (spec asg.md §3.1). Offsets are in the ring storage.
+namespace asg {
+
+inline constexpr uint64_t kRingStorageSize = 12288;
+// The three ring headers.
+inline constexpr uint64_t kToHost = 0;
+inline constexpr uint64_t kToHostLargeXfer = 4096;
+inline constexpr uint64_t kFromHostLargeXfer = 8192;
+// Fields of a ring header (struct ring_buffer), relative to its start.
+inline constexpr uint64_t kHostVersion = 0;
+inline constexpr uint64_t kGuestVersion = 4;
+inline constexpr uint64_t kWritePos = 8;
+inline constexpr uint64_t kReadPos = 64;
+inline constexpr uint64_t kBuf = 128;
+inline constexpr uint32_t kBufSize = 2048;  // to_host's own buf[]
+inline constexpr uint64_t kState = 2176;    // to_host only: the host state
+// The config (struct asg_ring_config), in to_host.
+inline constexpr uint64_t kBufferSize = 2180;
+inline constexpr uint64_t kFlushInterval = 2184;
+inline constexpr uint64_t kHostConsumedPos = 2188;
+inline constexpr uint64_t kGuestWritePos = 2192;
+inline constexpr uint64_t kTransferMode = 2196;
+inline constexpr uint64_t kTransferSize = 2200;
+inline constexpr uint64_t kInError = 2204;
+
+enum State : uint32_t { NeedNotify = 0, CanConsume = 1, Exit = 2, Error = 3, Rendering = 4 };
+enum Command : uint64_t {
+    GetRing = 0,
+    GetBuffer = 1,
+    SetVersion = 2,
+    NotifyAvailable = 3,
+    GetConfig = 4,
+};
+inline constexpr uint64_t kHostVersionNumber = 1;
+inline constexpr uint32_t kType1DescriptorSize = 8;  // {u32 offset, u32 size}
+
+}  // namespace asg
+
+class AsgContext final : public AsyncContext {
+  public:
+    static Result<std::unique_ptr<Context>> create(const ContextParams& params);
+
+    hw::ContextType type() const override { return hw::ContextType::Graphics; }
+    // Takes the ring storage and the buffer, lays them out, then starts the thread.
+    Result<void> start_locked() override GF_REQUIRES(device_lock());
+    void perform_locked(PingInfo& info) override GF_REQUIRES(device_lock());
+    std::map<uint64_t, uint64_t> allocations_locked() const override GF_REQUIRES(device_lock());
+    // Revokes the thread's BAR1 access and stops it, then sets EXIT in the shared state.
+    void stop_locked() override GF_REQUIRES(device_lock());
+    // Gives the ring storage and the buffer back to the pools (an empty block goes).
+    void release_locked() override GF_REQUIRES(device_lock());
+
+  private:
+    AsgContext(DeviceServices& services, std::unique_ptr<AsgSink> sink);
+
+    void free_memory_locked() GF_REQUIRES(device_lock());
+    // The host's part of the config: at create, SET_VERSION and GET_CONFIG.
+    void write_host_config_locked(bool initial) GF_REQUIRES(device_lock());
+
+    // The consumer (its thread only).
+    void run() override;
+    // Consumes until the guest is idle (NEED_NOTIFY published, nothing left): true; false
+    // once BAR1 is out of reach (stopped) and the thread should end.
+    bool consume_until_idle();
+    // One unit of work: a descriptor, a large-transfer chunk or a piece of reply. True if it
+    // did something (or refused something), false if there was nothing to do.
+    Result<bool> step();
+    Result<bool> step_type1(uint32_t write_pos, uint32_t read_pos, uint32_t mode);
+    Result<bool> step_large(uint32_t write_pos, uint32_t read_pos, uint32_t mode);
+    Result<bool> step_reply();
+    // Whether any guest input is waiting (the re-check after publishing NEED_NOTIFY).
+    Result<bool> has_input();
+    // A reply is waiting and the guest is not in the middle of a transfer.
+    Result<bool> reply_ready();
+    void deliver(std::span<const std::byte> bytes);
+    // Copies `out.size()` bytes of the buffer's view starting at position `pos` (wrapping at
+    // the view's end), or into it.
+    Result<void> read_view(uint32_t pos, std::span<std::byte> out);
+    Result<void> write_view(uint32_t pos, std::span<const std::byte> in);
+    Result<uint32_t> load(uint64_t ring_offset) const { return bar1().load32(ring_ + ring_offset); }
+    Result<void> store(uint64_t ring_offset, uint32_t value) const {
+        return bar1().store32(ring_ + ring_offset, value);
+    }
+    void protocol_error() { protocol_errors_.fetch_add(1, std::memory_order_relaxed); }
+    bool consuming() GF_EXCLUDES(mutex_);
+
+    // Set in start_locked before the thread starts; fixed afterwards.
+    uint64_t ring_ = 0;    // BAR1 offset of the ring storage
+    uint64_t buffer_ = 0;  // BAR1 offset of the transfer buffer
+    bool has_ring_ = false;
+    bool has_buffer_ = false;
+    const uint32_t buffer_size_;
+    const uint32_t step_size_;
+    const uint32_t view_mask_;  // largest power of two <= buffer_size_, minus 1
+    std::atomic<uint64_t>& protocol_errors_;
+    // For perform_locked and stop_locked (the thread's own access is revoked at stop).
+    Bar1Access host_access_;
+
+    Mutex mutex_;
+    bool consuming_ GF_GUARDED_BY(mutex_) = false;  // SET_VERSION came
+
+    // The thread's own.
+    std::unique_ptr<AsgSink> sink_;
+    std::vector<std::byte> chunk_;
+    std::vector<std::byte> reply_;  // not yet written to the guest, from reply_sent_ on
+    size_t reply_sent_ = 0;
+    unsigned reply_backoff_us_ = 0;
+};
+
+}  // namespace gf::device

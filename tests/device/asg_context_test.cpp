@@ -1,0 +1,607 @@
+// Type 0, ASG (device/asg_context.h, spec asg.md §3): the guest side is written here as a real
+// client drives it (spec §2.1: create, GET_RING, GET_BUFFER, ring init, SET_VERSION, transfer
+// mode 1, then data through the ring and the buffer with NOTIFY_AVAILABLE pings), against the
+// echo sink; hostile values are refused and counted; DESTROY_HANDLE and reset stop a busy
+// consumer within the bound and leave no memory behind.
+#include "device/asg_context.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "base/shared_memory.h"
+#include "device/asg_sink.h"
+#include "device/device_test_support.h"
+
+namespace gf::device {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace asg;
+using testing::Guest;
+using testing::kBar1Base;
+
+constexpr auto kPatience = 20s;
+
+std::vector<std::byte> pattern(size_t n, uint32_t seed) {
+    std::vector<std::byte> bytes(n);
+    testing::fill_pattern(bytes, seed);
+    return bytes;
+}
+
+// The guest's side of one ASG stream, like gfxstream's AddressSpaceStream.
+class AsgGuest {
+  public:
+    AsgGuest(Guest& guest) : guest_(guest), handle_(guest.open()) {}
+
+    // Create ping through SET_VERSION and transfer mode 1 (spec §2.1 steps 2-9).
+    void connect() {
+        ASSERT_EQ(guest_.create(handle_, 0), kPingOk);
+        const PingInfo ring = guest_.ping_command(handle_, GetRing);
+        ASSERT_EQ(ring.size, kRingStorageSize);
+        ring_offset = ring.metadata;
+        const PingInfo buffer = guest_.ping_command(handle_, GetBuffer);
+        buffer_offset = buffer.metadata;
+        buffer_size = static_cast<uint32_t>(buffer.size);
+        ring_ = guest_.device().host_memory(kBar1Base + ring_offset, kRingStorageSize).value();
+        buffer_ = guest_.device().host_memory(kBar1Base + buffer_offset, buffer_size).value();
+        // asg_context_create: every header's positions and state back to 0.
+        for (uint64_t header : {kToHost, kToHostLargeXfer, kFromHostLargeXfer}) {
+            store(header + kWritePos, 0);
+            store(header + kReadPos, 0);
+        }
+        store(kState, 0);
+        ASSERT_EQ(guest_.ping_command(handle_, SetVersion, 0, 1).size, 1u);
+        store(kTransferMode, 1);
+        store(kHostConsumedPos, 0);
+        store(kGuestWritePos, 0);
+        ASSERT_EQ(load(kBufferSize), buffer_size);
+        step = load(kFlushInterval);
+        view = std::bit_floor(buffer_size);
+    }
+
+    uint32_t load(uint64_t offset) {
+        return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(&ring_[offset])).load();
+    }
+    void store(uint64_t offset, uint32_t value) {
+        std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(&ring_[offset])).store(value);
+    }
+    void notify() { guest_.ping_command(handle_, NotifyAvailable); }
+    void notify_if_needed() {
+        const uint32_t state = load(kState);
+        if (state != CanConsume && state != Rendering) {
+            notify();
+        }
+    }
+    // Waits (re-pinging a sleeping host, as the guest does) until `done` or the patience ends.
+    template <typename Done>
+    bool wait(Done&& done) {
+        const auto deadline = std::chrono::steady_clock::now() + kPatience;
+        while (!done()) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                return false;
+            }
+            notify_if_needed();
+            std::this_thread::yield();
+        }
+        return true;
+    }
+
+    // Pushes one raw type-1 descriptor (the guest's ring write of 8 bytes).
+    void push_descriptor(uint32_t offset, uint32_t size) {
+        std::byte raw[8];
+        std::memcpy(raw, &offset, 4);
+        std::memcpy(raw + 4, &size, 4);
+        const uint32_t pos = load(kToHost + kWritePos);
+        for (uint32_t i = 0; i < 8; ++i) {
+            copy_to_shared(ring_.subspan(kToHost + kBuf + ((pos + i) & (kBufSize - 1)), 1),
+                           std::span(raw + i, 1));
+        }
+        store(kToHost + kWritePos, pos + 8);
+        notify_if_needed();
+    }
+    bool to_host_empty() { return load(kToHost + kWritePos) == load(kToHost + kReadPos); }
+
+    // Type 1: chunks of at most `step` at the write cursor, one descriptor each.
+    bool write_small(std::span<const std::byte> bytes) {
+        const uint32_t max_outstanding = buffer_size / step - 1;
+        while (!bytes.empty()) {
+            if (!wait([&] {
+                    return (load(kToHost + kWritePos) - load(kToHost + kReadPos)) / 8 <
+                           max_outstanding;
+                })) {
+                return false;
+            }
+            const size_t n = std::min<size_t>(bytes.size(), step);
+            copy_to_shared(buffer_.subspan(cursor_, n), bytes.first(n));
+            push_descriptor(cursor_, static_cast<uint32_t>(n));
+            cursor_ = (cursor_ + step) % buffer_size;
+            bytes = bytes.subspan(n);
+        }
+        return wait([&] { return to_host_empty(); });
+    }
+
+    // Mode 3: transfer_size, then the bytes through to_host_large_xfer in quarter buffers.
+    bool write_large(std::span<const std::byte> bytes, bool finish = true) {
+        if (!wait([&] { return to_host_empty(); })) {
+            return false;
+        }
+        store(kTransferSize, static_cast<uint32_t>(bytes.size()));
+        store(kTransferMode, 3);
+        while (!bytes.empty()) {
+            uint32_t room = 0;
+            if (!wait([&] {
+                    room = (load(kToHostLargeXfer + kReadPos) - load(kToHostLargeXfer + kWritePos) -
+                            1) &
+                           (view - 1);
+                    return room != 0;
+                })) {
+                return false;
+            }
+            const uint32_t pos = load(kToHostLargeXfer + kWritePos);
+            const size_t n = std::min<size_t>({bytes.size(), room, buffer_size / 4});
+            put_view(pos, bytes.first(n));
+            store(kToHostLargeXfer + kWritePos, pos + static_cast<uint32_t>(n));
+            notify_if_needed();
+            bytes = bytes.subspan(n);
+        }
+        if (!finish) {
+            return true;
+        }
+        const bool drained = wait([&] {
+            return load(kToHostLargeXfer + kWritePos) == load(kToHostLargeXfer + kReadPos);
+        });
+        store(kTransferMode, 1);
+        return drained;
+    }
+
+    // Reads exactly n reply bytes from from_host_large_xfer (nullopt on timeout).
+    std::optional<std::vector<std::byte>> read(size_t n) {
+        std::vector<std::byte> out;
+        while (out.size() < n) {
+            uint32_t available = 0;
+            if (!wait([&] {
+                    available =
+                        load(kFromHostLargeXfer + kWritePos) - load(kFromHostLargeXfer + kReadPos);
+                    return available != 0;
+                })) {
+                return std::nullopt;
+            }
+            const uint32_t pos = load(kFromHostLargeXfer + kReadPos);
+            const size_t take = std::min<size_t>(available, n - out.size());
+            const size_t old = out.size();
+            out.resize(old + take);
+            get_view(pos, std::span(out).subspan(old));
+            store(kFromHostLargeXfer + kReadPos, pos + static_cast<uint32_t>(take));
+        }
+        return out;
+    }
+
+    uint32_t close() { return guest_.close(handle_); }
+    Guest::Handle handle() const { return handle_; }
+
+    uint64_t ring_offset = 0;
+    uint64_t buffer_offset = 0;
+    uint32_t buffer_size = 0;
+    uint32_t step = 0;
+    uint32_t view = 0;
+
+  private:
+    void put_view(uint32_t pos, std::span<const std::byte> in) {
+        const uint32_t start = pos & (view - 1);
+        const size_t first = std::min<size_t>(in.size(), view - start);
+        copy_to_shared(buffer_.subspan(start), in.first(first));
+        copy_to_shared(buffer_, in.subspan(first));
+    }
+    void get_view(uint32_t pos, std::span<std::byte> out) {
+        const uint32_t start = pos & (view - 1);
+        const size_t first = std::min<size_t>(out.size(), view - start);
+        copy_from_shared(out.first(first), buffer_.subspan(start));
+        copy_from_shared(out.subspan(first), buffer_);
+    }
+
+    Guest& guest_;
+    Guest::Handle handle_;
+    std::span<std::byte> ring_;
+    std::span<std::byte> buffer_;
+    uint32_t cursor_ = 0;
+};
+
+uint64_t protocol_errors(Guest& guest) {
+    return guest.device().stats().asg_protocol_errors;
+}
+
+bool wait_for_errors(Guest& guest, uint64_t at_least) {
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (protocol_errors(guest) < at_least) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+void expect_nothing_left(Guest& guest) {
+    const DeviceStats stats = guest.device().stats();
+    EXPECT_EQ(stats.asg_blocks, 0u);
+    EXPECT_EQ(stats.host_regions, 0u);
+    EXPECT_EQ(stats.memory_mappings, 0u);
+    EXPECT_EQ(stats.backed_bytes, 0u);
+    EXPECT_EQ(stats.contexts_by_type.count(0), 0u);
+    EXPECT_TRUE(guest.device().books().host_regions.empty());
+}
+
+TEST(AsgContextTest, CreateLaysOutRingAndBufferWhereTheEmulatorPutsThem) {
+    Guest guest;
+    AsgGuest a(guest);
+    ASSERT_EQ(guest.create(a.handle(), 0), kPingOk);
+    const PingInfo ring = guest.ping_command(a.handle(), GetRing);
+    const PingInfo buffer = guest.ping_command(a.handle(), GetBuffer);
+    // spec §3.5's worked example: fresh 16 GiB BAR1, 1 MiB buffers.
+    EXPECT_EQ(ring.metadata, 0x3'FFFF'D000u);
+    EXPECT_EQ(ring.size, 12288u);
+    EXPECT_EQ(buffer.metadata, 0x3'FEF0'0000u);
+    EXPECT_EQ(buffer.size, 1u << 20);
+    const DeviceBooks books = guest.device().books();
+    EXPECT_EQ(books.host_regions.size(), 2u);
+    EXPECT_EQ(books.host_regions.at(0x3'FF00'0000), 16u << 20);
+    EXPECT_EQ(books.host_regions.at(0x3'FE00'0000), 16u << 20);
+    EXPECT_EQ(guest.device().stats().asg_blocks, 2u);
+    EXPECT_EQ(guest.device().stats().contexts_by_type.at(0), 1u);
+
+    auto mem = guest.device().host_memory(kBar1Base + ring.metadata, 12288).value();
+    auto u32 = [&](uint64_t at) {
+        uint32_t v;
+        std::memcpy(&v, &mem[at], 4);
+        return v;
+    };
+    for (uint64_t header : {0u, 4096u, 8192u}) {
+        EXPECT_EQ(u32(header + 0), 1u) << header;  // host_version
+        EXPECT_EQ(u32(header + 8), 0u);            // write_pos
+        EXPECT_EQ(u32(header + 64), 0u);           // read_pos
+    }
+    EXPECT_EQ(u32(2176), 0u);          // state
+    EXPECT_EQ(u32(2180), 1u << 20);    // buffer_size
+    EXPECT_EQ(u32(2184), 256u << 10);  // flush_interval
+    EXPECT_EQ(u32(2196), 1u);          // transfer_mode
+    EXPECT_EQ(u32(2200), 0u);          // transfer_size
+    EXPECT_EQ(u32(2204), 0u);          // in_error
+
+    // A second context: the next pieces of the same blocks, from their high ends down.
+    AsgGuest b(guest);
+    ASSERT_EQ(guest.create(b.handle(), 0), kPingOk);
+    EXPECT_EQ(guest.ping_command(b.handle(), GetRing).metadata, 0x3'FFFF'A000u);
+    EXPECT_EQ(guest.ping_command(b.handle(), GetBuffer).metadata, 0x3'FEE0'0000u);
+    EXPECT_EQ(guest.device().stats().asg_blocks, 2u);
+    EXPECT_EQ(guest.device().books().handles.at(1).allocations.size(), 2u);
+
+    EXPECT_EQ(a.close(), 0u);
+    EXPECT_EQ(guest.device().stats().asg_blocks, 2u);  // b still uses both blocks
+    EXPECT_EQ(b.close(), 0u);
+    expect_nothing_left(guest);
+}
+
+TEST(AsgContextTest, VersionConfigNotifyAndUnknownCommands) {
+    Guest guest;
+    AsgGuest a(guest);
+    a.connect();
+    // min(host 1, guest): again, harmlessly, and with other guest versions.
+    EXPECT_EQ(guest.ping_command(a.handle(), SetVersion, 0, 1).size, 1u);
+    EXPECT_EQ(guest.ping_command(a.handle(), SetVersion, 0, 7).size, 1u);
+    EXPECT_EQ(guest.ping_command(a.handle(), SetVersion, 0, 0).size, 0u);
+    // NOTIFY_AVAILABLE answers 0 at once, however often.
+    for (int i = 0; i < 100; ++i) {
+        EXPECT_EQ(guest.ping_command(a.handle(), NotifyAvailable).metadata, 0u);
+    }
+    // GET_CONFIG puts the host's config back.
+    a.store(kBufferSize, 12345);
+    a.store(kFlushInterval, 0);
+    EXPECT_EQ(guest.ping_command(a.handle(), GetConfig).metadata, 0u);
+    EXPECT_EQ(a.load(kBufferSize), 1u << 20);
+    EXPECT_EQ(a.load(kFlushInterval), 256u << 10);
+    // Other commands leave the struct as it came.
+    const PingInfo other = guest.ping_command(a.handle(), 9, 0x1234, 77);
+    EXPECT_EQ(other.metadata, 9u);
+    EXPECT_EQ(other.phys_addr, 0x1234u);
+    EXPECT_EQ(other.size, 77u);
+    // The stream still works after all that.
+    const auto message = pattern(1000, 1);
+    ASSERT_TRUE(a.write_small(message));
+    EXPECT_EQ(a.read(message.size()), message);
+    EXPECT_EQ(protocol_errors(guest), 0u);
+}
+
+TEST(AsgContextTest, EchoesSmallTransfers) {
+    Guest guest;
+    AsgGuest a(guest);
+    a.connect();
+    uint32_t seed = 0;
+    for (size_t size : {size_t{1}, size_t{7}, size_t{100}, size_t{4096}, size_t{256} << 10}) {
+        for (int round = 0; round < 3; ++round) {
+            const auto message = pattern(size, ++seed);
+            ASSERT_TRUE(a.write_small(message)) << size;
+            const auto reply = a.read(size);
+            ASSERT_TRUE(reply) << size;
+            EXPECT_EQ(*reply, message) << size;
+        }
+    }
+    EXPECT_EQ(a.load(kHostConsumedPos), 3u * (1 + 7 + 100 + 4096 + (256u << 10)));
+    EXPECT_EQ(protocol_errors(guest), 0u);
+    EXPECT_EQ(a.close(), 0u);
+    expect_nothing_left(guest);
+}
+
+TEST(AsgContextTest, EchoesLargeTransfersInManySteps) {
+    Guest guest;
+    AsgGuest a(guest);
+    a.connect();
+    uint32_t seed = 10;
+    for (size_t size : {size_t{1}, size_t{300} << 10, (size_t{3} << 20) + 123}) {
+        const auto message = pattern(size, ++seed);
+        ASSERT_TRUE(a.write_large(message)) << size;
+        EXPECT_EQ(a.load(kTransferSize), 0u);
+        const auto reply = a.read(size);
+        ASSERT_TRUE(reply) << size;
+        EXPECT_EQ(*reply, message) << size;
+        // And a small one in between, through the same buffer.
+        const auto small = pattern(50, ++seed);
+        ASSERT_TRUE(a.write_small(small));
+        EXPECT_EQ(a.read(50), small);
+    }
+    EXPECT_EQ(protocol_errors(guest), 0u);
+}
+
+TEST(AsgContextTest, ConfiguredBufferAndStep) {
+    DeviceConfig config;
+    config.asg_buffer_size = 48u << 10;  // not a power of two: the views use 32 KiB
+    config.asg_write_step = 16u << 10;
+    Guest guest(config);
+    AsgGuest a(guest);
+    a.connect();
+    EXPECT_EQ(a.buffer_size, 48u << 10);
+    EXPECT_EQ(a.step, 16u << 10);
+    const auto big = pattern(200'000, 3);
+    ASSERT_TRUE(a.write_small(big));
+    EXPECT_EQ(a.read(big.size()), big);
+    ASSERT_TRUE(a.write_large(big));
+    EXPECT_EQ(a.read(big.size()), big);
+    EXPECT_EQ(protocol_errors(guest), 0u);
+}
+
+TEST(AsgContextTest, UnusableConfigsAreRefused) {
+    auto ram = RamGuestMemory::create(testing::kRamBase, testing::kRamSize).value();
+    auto make = [&](auto change) {
+        DeviceConfig config;
+        change(config);
+        return AddressSpaceDevice::create(config, *ram);
+    };
+    EXPECT_FALSE(make([](DeviceConfig& c) { c.asg_sink = "nope"; }));
+    EXPECT_FALSE(make([](DeviceConfig& c) { c.asg_write_step = 0; }));
+    EXPECT_FALSE(make([](DeviceConfig& c) { c.asg_write_step = 300'000; }));
+    EXPECT_FALSE(make([](DeviceConfig& c) { c.asg_buffer_size = 32u << 20; }));
+    EXPECT_TRUE(make([](DeviceConfig& c) { c.asg_sink = "discard"; }));
+}
+
+TEST(AsgContextTest, DiscardSinkAndACustomFactory) {
+    std::atomic<uint64_t> counted{0};
+    class Counting final : public AsgSink {
+      public:
+        explicit Counting(std::atomic<uint64_t>& n) : n_(n) {}
+        void consume(std::span<const std::byte> in, std::vector<std::byte>&) override {
+            n_ += in.size();
+        }
+
+      private:
+        std::atomic<uint64_t>& n_;
+    };
+    DeviceConfig config;
+    config.asg_sink_factory = [&] { return std::make_unique<Counting>(counted); };
+    Guest guest(config);
+    AsgGuest a(guest);
+    a.connect();
+    ASSERT_TRUE(a.write_small(pattern(5000, 1)));
+    ASSERT_TRUE(a.write_large(pattern(2u << 20, 2)));
+    // The ring is drained before the sink has seen the last chunk: wait for it.
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (counted.load() < 5000u + (2u << 20) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_EQ(counted.load(), 5000u + (2u << 20));
+
+    DeviceConfig discard;
+    discard.asg_sink = "discard";
+    Guest quiet(discard);
+    AsgGuest b(quiet);
+    b.connect();
+    ASSERT_TRUE(b.write_large(pattern(100'000, 3)));
+    ASSERT_TRUE(b.write_small(pattern(100, 4)));
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(b.load(kFromHostLargeXfer + kWritePos), 0u);  // nothing to say
+
+    DiscardAsgSink sink;
+    std::vector<std::byte> reply;
+    sink.consume(pattern(10, 1), reply);
+    EXPECT_EQ(sink.bytes(), 10u);
+    EXPECT_TRUE(reply.empty());
+}
+
+TEST(AsgContextTest, HostileValuesAreCountedAndRefused) {
+    Guest guest;
+    AsgGuest a(guest);
+    a.connect();
+    const uint32_t size = a.buffer_size;
+    uint64_t expected = 0;
+    auto refused = [&](const char* what) {
+        ++expected;
+        ASSERT_TRUE(wait_for_errors(guest, expected)) << what;
+        ASSERT_TRUE(a.wait([&] { return a.to_host_empty(); })) << what;
+    };
+    auto still_works = [&](const char* what) {
+        const auto message = pattern(33, static_cast<uint32_t>(expected));
+        ASSERT_TRUE(a.write_small(message)) << what;
+        ASSERT_EQ(a.read(33), message) << what;
+        EXPECT_EQ(protocol_errors(guest), expected) << what;
+    };
+    auto expect_refused = [&](const char* what) {
+        refused(what);
+        still_works(what);
+    };
+    a.push_descriptor(size, 1);
+    expect_refused("offset at the buffer's end");
+    a.push_descriptor(0xFFFF'FFF0u, 0x20);
+    expect_refused("offset + size wraps");
+    a.push_descriptor(size - 10, 100);
+    expect_refused("size past the buffer");
+    a.push_descriptor(0, a.step + 1);
+    expect_refused("size past the step");
+    a.push_descriptor(0, 0xFFFF'FFFFu);
+    expect_refused("huge size");
+
+    a.store(kTransferMode, 2);
+    a.push_descriptor(0, 16);
+    refused("mode 2 (not supported)");
+    a.store(kTransferMode, 1);
+    still_works("mode 2 (not supported)");
+    a.store(kTransferMode, 0xDEAD'BEEFu);
+    a.push_descriptor(0, 16);
+    refused("garbage mode");
+    a.store(kTransferMode, 1);
+    still_works("garbage mode");
+
+    // write_pos jumps past the ring.
+    a.store(kToHost + kWritePos, a.load(kToHost + kReadPos) + 100'000);
+    a.notify();
+    expect_refused("to_host write_pos jumped");
+    // A torn descriptor (4 bytes).
+    a.store(kToHost + kWritePos, a.load(kToHost + kReadPos) + 4);
+    a.notify();
+    expect_refused("half a descriptor");
+
+    // Large-ring data outside a mode-3 transfer, or more than announced.
+    a.store(kToHostLargeXfer + kWritePos, a.load(kToHostLargeXfer + kReadPos) + 64);
+    a.notify();
+    expect_refused("large data in mode 1");
+    a.store(kTransferMode, 3);
+    a.store(kTransferSize, 0);
+    a.store(kToHostLargeXfer + kWritePos, a.load(kToHostLargeXfer + kReadPos) + 64);
+    a.notify();
+    ++expected;
+    ASSERT_TRUE(wait_for_errors(guest, expected));
+    a.store(kToHostLargeXfer + kWritePos, a.load(kToHostLargeXfer + kReadPos) + (64u << 20));
+    a.store(kTransferSize, 1000);
+    a.notify();
+    ++expected;
+    ASSERT_TRUE(wait_for_errors(guest, expected));
+    a.store(kTransferSize, 0);
+    a.store(kTransferMode, 1);
+
+    // The guest's reply read position jumps: the reply is dropped.
+    const auto message = pattern(10, 9);
+    a.store(kFromHostLargeXfer + kReadPos, a.load(kFromHostLargeXfer + kWritePos) + (8u << 20));
+    ASSERT_TRUE(a.write_small(message));
+    ++expected;
+    ASSERT_TRUE(wait_for_errors(guest, expected));
+    a.store(kFromHostLargeXfer + kReadPos, a.load(kFromHostLargeXfer + kWritePos));
+
+    // Garbage everywhere in the ring storage while the consumer runs, then a sane stream.
+    std::vector<std::byte> garbage = pattern(kRingStorageSize, 77);
+    auto ring = guest.device().host_memory(kBar1Base + a.ring_offset, kRingStorageSize).value();
+    for (int i = 0; i < 20; ++i) {
+        copy_to_shared(ring, garbage);
+        a.notify();
+        std::this_thread::sleep_for(1ms);
+        testing::fill_pattern(garbage, 78 + i);
+    }
+    EXPECT_GT(protocol_errors(guest), expected);
+    EXPECT_EQ(a.close(), 0u);
+    expect_nothing_left(guest);
+
+    // A fresh stream on the same device works.
+    AsgGuest b(guest);
+    b.connect();
+    const auto hello = pattern(500, 5);
+    ASSERT_TRUE(b.write_small(hello));
+    EXPECT_EQ(b.read(500), hello);
+}
+
+// The bound, with a consumer busy in a large transfer (the guest stopped half way) or stuck
+// with a reply the guest never reads.
+TEST(AsgContextTest, DestroyHandleStopsABusyConsumerWithinTheBoundAndFreesItsMemory) {
+    DeviceConfig config;
+    config.context_stop_timeout = 2000ms;
+    Guest guest(config);
+    AsgGuest half(guest);
+    half.connect();
+    ASSERT_TRUE(half.write_large(pattern(2u << 20, 1),
+                                 /*finish=*/false));
+    half.store(kTransferSize, 6u << 20);  // the guest promised more than it sends
+    AsgGuest stuck(guest);
+    stuck.connect();
+    ASSERT_TRUE(stuck.write_large(pattern(3u << 20, 2)));  // 3 MiB echo, never read
+    std::this_thread::sleep_for(20ms);
+
+    EXPECT_EQ(half.close(), 0u);
+    EXPECT_EQ(stuck.close(), 0u);
+    // Both threads stopped within the bound: none was left behind as a straggler.
+    EXPECT_EQ(guest.device().stats().stalled_contexts, 0u);
+    expect_nothing_left(guest);
+}
+
+TEST(AsgContextTest, ResetStopsConsumersWithinTheBoundAndFreesTheirMemory) {
+    Guest guest;
+    AsgGuest busy(guest);
+    busy.connect();
+    ASSERT_TRUE(busy.write_large(pattern(2u << 20, 1)));  // reply never read
+    AsgGuest idle(guest);
+    idle.connect();
+    std::this_thread::sleep_for(20ms);
+    guest.device().reset();
+    EXPECT_EQ(guest.device().stats().stalled_contexts, 0u);
+    expect_nothing_left(guest);
+    EXPECT_EQ(guest.device().stats().handles, 0u);
+}
+
+TEST(AsgContextTest, ManyContextsAtOnce) {
+    Guest guest;
+    constexpr int kContexts = 12;
+    std::vector<std::unique_ptr<AsgGuest>> streams;
+    for (int i = 0; i < kContexts; ++i) {
+        streams.push_back(std::make_unique<AsgGuest>(guest));
+        streams.back()->connect();
+    }
+    std::atomic<int> good{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kContexts; ++i) {
+        threads.emplace_back([&, i] {
+            AsgGuest& s = *streams[i];
+            bool ok = true;
+            for (int round = 0; round < 4 && ok; ++round) {
+                const auto small = pattern(100 + i, i * 10 + round);
+                ok = s.write_small(small) && s.read(small.size()) == small;
+                const auto large = pattern((300u << 10) + i, i * 10 + round + 5);
+                ok = ok && s.write_large(large) && s.read(large.size()) == large;
+            }
+            good += ok ? 1 : 0;
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(good.load(), kContexts);
+    EXPECT_EQ(guest.device().stats().contexts_by_type.at(0), static_cast<uint64_t>(kContexts));
+    EXPECT_EQ(protocol_errors(guest), 0u);
+    for (auto& s : streams) {
+        EXPECT_EQ(s->close(), 0u);
+    }
+    expect_nothing_left(guest);
+}
+
+}  // namespace
+}  // namespace gf::device
