@@ -373,6 +373,11 @@ DeviceBooks AddressSpaceDevice::books() const {
         books.slabs.push_back(
             DeviceBooks::Slab{slab.offset, slab.size, std::move(slab.free_pieces)});
     }
+    for (const AsgBlockPool* pool : {&asg_pools_.rings, &asg_pools_.buffers}) {
+        for (const uint64_t offset : pool->block_offsets()) {
+            books.asg_blocks.emplace(offset, AsgBlockPool::kBlockSize);
+        }
+    }
     return books;
 }
 

@@ -31,8 +31,9 @@ struct DeviceBooks {
     std::map<uint64_t, uint64_t> guest_blocks;  // offset -> size
     std::map<uint64_t, uint64_t> host_regions;  // offset -> size
     std::vector<MemoryMappingTable::Mapping> mappings;
-    std::vector<Handle> handles;  // handle order
-    std::vector<Slab> slabs;      // type-6 pool, offset order
+    std::vector<Handle> handles;              // handle order
+    std::vector<Slab> slabs;                  // type-6 pool, offset order
+    std::map<uint64_t, uint64_t> asg_blocks;  // type-0 ring and buffer blocks: offset -> size
 };
 
 }  // namespace gf::device

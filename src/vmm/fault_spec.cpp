@@ -163,8 +163,11 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
                 break;
         }
         if (!v) {
-            return bad("'" + std::string(*value) + "' is not " +
-                       std::string(value_help(kind->value)));
+            // Appended piece by piece: g++ 12 -O2 warns falsely (-Wrestrict) about a chain of
+            // operator+ that starts with a literal.
+            std::string why = "'";
+            why.append(*value).append("' is not ").append(value_help(kind->value));
+            return bad(why);
         }
         spec.schedule.value = *v;
     }

@@ -110,14 +110,16 @@ void check_area(const DeviceBooks& s, Sink& sink) {
 }
 
 void check_slabs(const DeviceBooks& s, Sink& sink) {
-    // Only the type-6 pool takes host regions: one region per slab.
-    RangeMap slab_ranges;
+    // Only the type-6 pool and the ASG pools take host regions: one region per slab or block.
+    RangeMap pool_ranges = s.asg_blocks;
     for (const auto& slab : s.slabs) {
-        slab_ranges.emplace(slab.offset, slab.size);
+        if (!pool_ranges.emplace(slab.offset, slab.size).second) {
+            sink.add() << "slab " << slab.offset << " is also an ASG block";
+        }
     }
-    if (slab_ranges != s.host_regions) {
-        sink.add() << "slabs: " << s.slabs.size() << " slabs but " << s.host_regions.size()
-                   << " host regions";
+    if (pool_ranges != s.host_regions) {
+        sink.add() << "pools: " << s.slabs.size() << " slabs and " << s.asg_blocks.size()
+                   << " ASG blocks but " << s.host_regions.size() << " host regions";
     }
     // Every type-6 piece, by slab: with the free pieces they tile their slab exactly.
     std::vector<std::pair<uint64_t, uint64_t>> pieces;
@@ -185,7 +187,8 @@ void check_mappings(const DeviceBooks& s, Sink& sink) {
     for (const auto& handle : s.handles) {
         handles.emplace(handle.handle, &handle);
     }
-    RangeMap slab_ranges;
+    // Pools back their regions whole: type-6 slabs and ASG blocks.
+    RangeMap slab_ranges = s.asg_blocks;
     for (const auto& slab : s.slabs) {
         slab_ranges.emplace(slab.offset, slab.size);
     }
@@ -214,7 +217,7 @@ void check_mappings(const DeviceBooks& s, Sink& sink) {
     }
     if (pool_mappings != slab_ranges) {
         sink.add() << "mappings: " << pool_mappings.size() << " pool mappings for "
-                   << slab_ranges.size() << " slabs";
+                   << slab_ranges.size() << " slabs and ASG blocks";
     }
     // A type-5 context's allocations are exactly its mappings.
     for (const auto& handle : s.handles) {
@@ -235,7 +238,8 @@ void check_handles(const DeviceBooks& s, Sink& sink) {
             sink.add() << "handle " << handle.handle << " should never be issued";
         }
         if (handle.context && *handle.context != hw::ContextType::HostMemoryAllocator &&
-            *handle.context != hw::ContextType::SharedSlotsHostMemoryAllocator) {
+            *handle.context != hw::ContextType::SharedSlotsHostMemoryAllocator &&
+            *handle.context != hw::ContextType::Graphics) {
             sink.add() << "handle " << handle.handle << ": unexpected context type";
         }
         if (!handle.context && !handle.allocations.empty()) {
