@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   # toolchains and build
-  g++ cmake make pkg-config clang-14 libclang-rt-14-dev clang-format
+  g++ cmake make ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format
   # test and benchmark frameworks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # libraries
