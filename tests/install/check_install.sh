@@ -21,7 +21,9 @@ if [ "$mode" = deb ]; then
     cpack -G DEB -B "$tmp" --config "$build/CPackConfig.cmake" >"$tmp/cpack.log" 2>&1 ||
         { cat "$tmp/cpack.log" >&2; fail "cpack -G DEB failed"; }
     debs=("$tmp"/*.deb)
-    [ ${#debs[@]} -eq 1 ] && [ -f "${debs[0]}" ] || fail "cpack made no single .deb"
+    if [ ${#debs[@]} -ne 1 ] || [ ! -f "${debs[0]}" ]; then
+        fail "cpack made no single .deb"
+    fi
     deb=${debs[0]}
     echo "package: $(basename "$deb")"
     [ "$(dpkg-deb -f "$deb" Package)" = goldfish-address-space ] || fail "wrong package name"
@@ -59,7 +61,8 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||
 
 pc=$(find "$prefix" -name goldfish-address-space.pc)
 [ -n "$pc" ] || fail "no goldfish-address-space.pc installed"
-export PKG_CONFIG_PATH=$(dirname "$pc")
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH
 read -r -a pc_cflags <<<"$(pkg-config --cflags goldfish-address-space)"
 read -r -a pc_libs <<<"$(pkg-config --libs goldfish-address-space)"
 echo "pkg-config: ${pc_cflags[*]} ${pc_libs[*]}"
