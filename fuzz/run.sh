@@ -21,7 +21,7 @@ artifacts=$build/artifacts
 # Only what the harnesses need: building the two targets builds just the libraries they link
 # (the driver, the PCI layer, the emulated machine and the device for driver_fuzzer; base/
 # for fuse_shim_fuzzer, which compiles the shim's one source itself).
-cmake --preset fuzz >/dev/null
+scripts/configure-preset.sh fuzz
 cmake --build --preset fuzz --target driver_fuzzer fuse_shim_fuzzer
 
 mkdir -p "$artifacts"
