@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vmm/control_socket.h"
@@ -85,12 +87,16 @@ bool is_socket(int fd) {
     return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-pid_t qemu_pid = 0;
-
-void forward_signal(int signal) {
-    if (qemu_pid > 0) {
-        ::kill(qemu_pid, signal);
+// The signals the launcher passes on to QEMU. They are blocked in every thread from the
+// start (threads inherit the mask) and read from a signalfd by one thread: no handler runs
+// inside a blocking call, which sanitizers' deferred signal delivery would never reach.
+sigset_t forwarded_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (const int signal : {SIGINT, SIGTERM, SIGHUP}) {
+        sigaddset(&set, signal);
     }
+    return set;
 }
 
 // Starts QEMU as a child with the proxy device on the other end of a socketpair and serves
@@ -121,6 +127,9 @@ void forward_signal(int signal) {
         die(std::string("fork: ") + std::strerror(errno));
     }
     if (child == 0) {
+        // QEMU starts with the signal mask this process had before it blocked them.
+        const sigset_t signals = forwarded_signals();
+        ::sigprocmask(SIG_UNBLOCK, &signals, nullptr);
         ::prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (::getppid() != parent) {
             ::_exit(1);  // the server died before prctl took effect
@@ -134,14 +143,24 @@ void forward_signal(int signal) {
         log_line("cannot run " + qemu[0] + ": " + std::strerror(errno));
         ::_exit(127);
     }
-    qemu_pid = child;
-    struct sigaction forward {};
-    forward.sa_handler = forward_signal;
-    forward.sa_flags = SA_RESTART;
-    sigemptyset(&forward.sa_mask);
-    for (const int signal : {SIGINT, SIGTERM, SIGHUP}) {
-        ::sigaction(signal, &forward, nullptr);
+    const sigset_t signals = forwarded_signals();
+    const int signal_fd = ::signalfd(-1, &signals, SFD_CLOEXEC);
+    if (signal_fd < 0) {
+        ::kill(child, SIGTERM);
+        die(std::string("signalfd: ") + std::strerror(errno));
     }
+    // Lives until the process exits; QEMU is reaped below before anything could reuse its pid.
+    std::thread([signal_fd, child] {
+        for (;;) {
+            signalfd_siginfo info{};
+            const ssize_t n = ::read(signal_fd, &info, sizeof info);
+            if (n == static_cast<ssize_t>(sizeof info)) {
+                ::kill(child, static_cast<int>(info.ssi_signo));
+            } else if (n >= 0 || errno != EINTR) {
+                return;
+            }
+        }
+    }).detach();
     // QEMU's end closes whenever QEMU exits or is killed (or its exec fails), so serve()
     // always sees EOF.
     qemu_end.reset();
@@ -233,6 +252,11 @@ int main(int argc, char** argv) {
     }
     if ((fd >= 0) == !qemu.empty()) {
         die("give either --fd N or -- QEMU ARGS... (see --help)");
+    }
+    if (!qemu.empty()) {
+        // Before any thread starts (the control socket's, contexts'): see forwarded_signals().
+        const sigset_t signals = forwarded_signals();
+        ::sigprocmask(SIG_BLOCK, &signals, nullptr);
     }
     gf::vmm::ProxyDeviceConfig config;
     if (!parse_size(bar1_text, config.bar1_size)) {
