@@ -33,7 +33,8 @@ struct DeviceConfig {
     // Where each ASG context's consumer hands the guest's bytes: a built-in sink by name
     // ("echo", "discard"), unless asg_sink_factory is set, which then makes every sink.
     std::string asg_sink = "echo";
-    AsgSinkFactory asg_sink_factory;
+    AsgSinkFactory
+        asg_sink_factory{};  // {}: g++ wants every member initialized in designated lists
 };
 
 }  // namespace gf::device

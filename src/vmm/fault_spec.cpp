@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <optional>
 
 #include "hw/context_types.h"
@@ -33,6 +34,16 @@ constexpr std::array kKinds = {
     Kind{"refuse-context", DeviceFault::kContextRefused, Value::kContextType, true},
     Kind{"delay", DeviceFault::kCommandDelay, Value::kDuration, true},
 };
+
+// Joins pieces into one string. g++ 12 -O2 warns falsely (-Wrestrict) about operator+
+// chains that start with a literal, so messages are built this way.
+std::string cat(std::initializer_list<std::string_view> pieces) {
+    std::string out;
+    for (const std::string_view piece : pieces) {
+        out.append(piece);
+    }
+    return out;
+}
 
 std::optional<uint64_t> number(std::string_view text) {
     uint64_t v = 0;
@@ -114,14 +125,14 @@ std::string_view value_help(Value value) {
 std::string fault_kinds() {
     std::string out;
     for (const Kind& kind : kKinds) {
-        out += (out.empty() ? "" : ", ") + std::string(kind.name);
+        out.append(out.empty() ? "" : ", ").append(kind.name);
     }
     return out;
 }
 
 tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
     const auto bad = [&](const std::string& why) {
-        return tl::unexpected("--fault " + std::string(text) + ": " + why);
+        return tl::unexpected(cat({"--fault ", text, ": ", why}));
     };
     std::string_view head = text.substr(0, text.find(','));
     std::string_view rest = head.size() < text.size() ? text.substr(head.size() + 1) : "";
@@ -137,15 +148,15 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
         }
     }
     if (kind == nullptr) {
-        return bad("no such fault (the faults: " + fault_kinds() + ")");
+        return bad(cat({"no such fault (the faults: ", fault_kinds(), ")"}));
     }
     FaultSpec spec{kind->fault, {.skip = 0, .every = 1, .times = 0}, std::string(text)};
     if (kind->value == Value::kNone && value) {
-        return bad(std::string(kind->name) + " takes no value");
+        return bad(cat({kind->name, " takes no value"}));
     }
     if (kind->value_required && !value) {
-        return bad(std::string(kind->name) + " needs " + std::string(value_help(kind->value)) +
-                   ", as in " + std::string(kind->name) + "=VALUE");
+        return bad(cat(
+            {kind->name, " needs ", value_help(kind->value), ", as in ", kind->name, "=VALUE"}));
     }
     if (value) {
         std::optional<uint64_t> v;
@@ -163,11 +174,7 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
                 break;
         }
         if (!v) {
-            // Appended piece by piece: g++ 12 -O2 warns falsely (-Wrestrict) about a chain of
-            // operator+ that starts with a literal.
-            std::string why = "'";
-            why.append(*value).append("' is not ").append(value_help(kind->value));
-            return bad(why);
+            return bad(cat({"'", *value, "' is not ", value_help(kind->value)}));
         }
         spec.schedule.value = *v;
     }
@@ -178,8 +185,9 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
         rest = setting.size() < rest.size() ? rest.substr(setting.size() + 1) : "";
         const size_t eq = setting.find('=');
         if (eq == std::string_view::npos) {
-            return bad("'" + std::string(setting) +
-                       "' is not a setting (after=N, every=N, times=N, probability=P, seed=S)");
+            return bad(
+                cat({"'", setting,
+                     "' is not a setting (after=N, every=N, times=N, probability=P, seed=S)"}));
         }
         const std::string_view key = setting.substr(0, eq);
         const std::string_view v = setting.substr(eq + 1);
@@ -190,7 +198,7 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
             const double p = std::strtod(copy.c_str(), &end);
             if (copy.empty() || errno != 0 || *end != '\0' || !std::isfinite(p) || p <= 0 ||
                 p > 1) {
-                return bad("probability=" + copy + ": a number above 0 and at most 1");
+                return bad(cat({"probability=", copy, ": a number above 0 and at most 1"}));
             }
             spec.schedule.probability = p;
             probability_given = true;
@@ -199,8 +207,7 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
         const std::optional<uint64_t> n = number(v);
         const bool is32 = key != "seed";
         if (!n || (is32 && *n > UINT32_MAX)) {
-            return bad(std::string(key) + "=" + std::string(v) + ": not a number" +
-                       (is32 ? " up to 4294967295" : ""));
+            return bad(cat({key, "=", v, ": not a number", is32 ? " up to 4294967295" : ""}));
         }
         if (key == "after") {
             spec.schedule.skip = static_cast<uint32_t>(*n);
@@ -215,8 +222,8 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
         } else if (key == "seed") {
             spec.schedule.seed = *n;
         } else {
-            return bad("unknown setting '" + std::string(key) +
-                       "' (after=N, every=N, times=N, probability=P, seed=S)");
+            return bad(cat({"unknown setting '", key,
+                            "' (after=N, every=N, times=N, probability=P, seed=S)"}));
         }
     }
     if (every_given && probability_given) {
