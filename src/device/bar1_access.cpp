@@ -27,31 +27,29 @@ Result<void> Bar1Access::write(uint64_t offset, std::span<const std::byte> in) c
     return {};
 }
 
-Result<uint32_t> Bar1Access::load32(uint64_t offset) const {
+Result<uint32_t*> Bar1Access::word_locked(uint64_t offset) const {
     if (offset % sizeof(uint32_t) != 0) {
         return fail(EINVAL);
     }
-    ReaderLock lock(memory_.layout_lock());
     if (revoked_) {
         return fail(ESHUTDOWN);
     }
     const std::span<std::byte> shared =
         GF_TRY(memory_.backed_view_locked(offset, sizeof(uint32_t)));
     // Mapped memory, 4-aligned (BAR1 is page aligned): a uint32_t object of the mapping.
-    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(shared.data())).load();
+    return reinterpret_cast<uint32_t*>(shared.data());
+}
+
+Result<uint32_t> Bar1Access::load32(uint64_t offset) const {
+    ReaderLock lock(memory_.layout_lock());
+    uint32_t* word = GF_TRY(word_locked(offset));
+    return std::atomic_ref<uint32_t>(*word).load();
 }
 
 Result<void> Bar1Access::store32(uint64_t offset, uint32_t value) const {
-    if (offset % sizeof(uint32_t) != 0) {
-        return fail(EINVAL);
-    }
     ReaderLock lock(memory_.layout_lock());
-    if (revoked_) {
-        return fail(ESHUTDOWN);
-    }
-    const std::span<std::byte> shared =
-        GF_TRY(memory_.backed_view_locked(offset, sizeof(uint32_t)));
-    std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(shared.data())).store(value);
+    uint32_t* word = GF_TRY(word_locked(offset));
+    std::atomic_ref<uint32_t>(*word).store(value);
     return {};
 }
 

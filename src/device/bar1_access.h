@@ -37,6 +37,9 @@ class Bar1Access {
     void revoke() GF_EXCLUDES(memory_.layout_lock());
 
   private:
+    // The aligned, backed word at `offset` while the caller holds the layout lock: EINVAL
+    // unaligned, ESHUTDOWN once revoked, EFAULT unbacked.
+    Result<uint32_t*> word_locked(uint64_t offset) const GF_REQUIRES_SHARED(memory_.layout_lock());
     Bar1Memory& memory_;
     bool revoked_ GF_GUARDED_BY(memory_.layout_lock()) = false;
 };

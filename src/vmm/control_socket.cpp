@@ -14,26 +14,14 @@
 #include <optional>
 #include <vector>
 
+#include "vmm/text.h"
+
 namespace gf::vmm {
 namespace {
 
 constexpr int kIoTimeoutMs = 10'000;
 // A write-bar1 line of the longest payload, with room for the command and offset.
 constexpr size_t kMaxRequest = 2 * kControlMaxLength + 64;
-
-std::optional<uint64_t> parse_number(std::string_view text) {
-    uint64_t v = 0;
-    int base = 10;
-    if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-        text.remove_prefix(2);
-        base = 16;
-    }
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, base);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-        return std::nullopt;
-    }
-    return v;
-}
 
 std::optional<std::vector<std::byte>> parse_hex(std::string_view text) {
     if (text.empty() || text.size() % 2 != 0) {
@@ -142,8 +130,8 @@ std::string control_reply(ProxyDevice& device, std::string_view request) {
         return error("empty request (read-bar1, write-bar1, stats)");
     }
     if (w[0] == "read-bar1" && w.size() == 3) {
-        const auto offset = parse_number(w[1]);
-        const auto length = parse_number(w[2]);
+        const auto offset = parse_u64(w[1]);
+        const auto length = parse_u64(w[2]);
         if (!offset || !length || *length == 0 || *length > kControlMaxLength) {
             return error("read-bar1 OFFSET LENGTH: LENGTH from 1 to 4096");
         }
@@ -161,7 +149,7 @@ std::string control_reply(ProxyDevice& device, std::string_view request) {
         return out;
     }
     if (w[0] == "write-bar1" && w.size() == 3) {
-        const auto offset = parse_number(w[1]);
+        const auto offset = parse_u64(w[1]);
         const auto bytes = parse_hex(w[2]);
         if (!offset || !bytes || bytes->size() > kControlMaxLength) {
             return error("write-bar1 OFFSET HEX: an even number of hex digits, at most 4096 bytes");

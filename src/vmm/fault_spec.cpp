@@ -2,13 +2,12 @@
 
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <initializer_list>
 #include <optional>
 
 #include "hw/context_types.h"
+#include "vmm/text.h"
 
 namespace gf::vmm {
 namespace {
@@ -35,30 +34,6 @@ constexpr std::array kKinds = {
     Kind{"delay", DeviceFault::kCommandDelay, Value::kDuration, true},
 };
 
-// Joins pieces into one string. g++ 12 -O2 warns falsely (-Wrestrict) about operator+
-// chains that start with a literal, so messages are built this way.
-std::string cat(std::initializer_list<std::string_view> pieces) {
-    std::string out;
-    for (const std::string_view piece : pieces) {
-        out.append(piece);
-    }
-    return out;
-}
-
-std::optional<uint64_t> number(std::string_view text) {
-    uint64_t v = 0;
-    int base = 10;
-    if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-        text.remove_prefix(2);
-        base = 16;
-    }
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, base);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-        return std::nullopt;
-    }
-    return v;
-}
-
 std::optional<uint64_t> status(std::string_view text) {
     if (text == "ENOMEM") {
         return ENOMEM;
@@ -72,7 +47,7 @@ std::optional<uint64_t> status(std::string_view text) {
     if (text == "EIO") {
         return EIO;
     }
-    auto v = number(text);
+    auto v = parse_u64(text);
     if (!v || *v == 0 || *v > UINT32_MAX) {
         return std::nullopt;  // 0 would be success, not a fault
     }
@@ -85,7 +60,7 @@ std::optional<uint64_t> context_type(std::string_view text) {
             return static_cast<uint64_t>(info.type);
         }
     }
-    return number(text);
+    return parse_u64(text);
 }
 
 // "250us", "3ms", "1s", or microseconds.
@@ -99,7 +74,7 @@ std::optional<uint64_t> duration_us(std::string_view text) {
             break;
         }
     }
-    auto v = number(text);
+    auto v = parse_u64(text);
     if (!v || *v > device::kMaxCommandDelayUs / scale || *v * scale == 0) {
         return std::nullopt;
     }
@@ -204,7 +179,7 @@ tl::expected<FaultSpec, std::string> parse_fault_spec(std::string_view text) {
             probability_given = true;
             continue;
         }
-        const std::optional<uint64_t> n = number(v);
+        const std::optional<uint64_t> n = parse_u64(v);
         const bool is32 = key != "seed";
         if (!n || (is32 && *n > UINT32_MAX)) {
             return bad(cat({key, "=", v, ": not a number", is32 ? " up to 4294967295" : ""}));

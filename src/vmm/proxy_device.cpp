@@ -215,9 +215,7 @@ void ProxyDevice::trace(const TraceEvent& event) const {
     }
 }
 
-std::optional<std::array<uint64_t, 6>> ProxyDevice::ping_fields(uint32_t handle) const {
-    const auto view = device_->handle_view(handle);
-    const std::optional<uint64_t> gpa = view ? view->ping_info_gpa : std::nullopt;
+std::optional<std::array<uint64_t, 6>> ProxyDevice::ping_fields(std::optional<uint64_t> gpa) const {
     if (!gpa) {
         return std::nullopt;
     }
@@ -553,9 +551,10 @@ uint64_t ProxyDevice::bar0_access(uint64_t offset, const BarAccess& access, bool
         event.say(what);
     } else if (ping) {
         const auto view = device_->handle_view(value);
-        const auto before = ping_fields(value);
+        const std::optional<uint64_t> page = view ? view->ping_info_gpa : std::nullopt;
+        const auto before = ping_fields(page);
         device_->mmio_write(offset, value, access.size);
-        const auto after = ping_fields(value);
+        const auto after = ping_fields(page);
         event.field("handle", value);
         if (!before) {
             event.say(": handle " + std::to_string(value) +
@@ -583,7 +582,7 @@ uint64_t ProxyDevice::bar0_access(uint64_t offset, const BarAccess& access, bool
                     a[std::string(kPingFieldNames[i])] = (*after)[i];
                 }
             }
-            event.field("ping_page", *view->ping_info_gpa);
+            event.field("ping_page", *page);
             event.say(": handle " + std::to_string(value) + ", ping page " +
                       describe_ping(*before) + " -> " +
                       (after ? describe_ping(*after) : std::string("unreadable")));

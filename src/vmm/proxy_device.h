@@ -104,8 +104,8 @@ class ProxyDevice {
     void arm_faults();
     bool tracing() const { return config_.tracer != nullptr; }
     void trace(const TraceEvent& event) const;
-    // The ping struct of `handle`'s page, for the trace; empty without a page.
-    std::optional<std::array<uint64_t, 6>> ping_fields(uint32_t handle) const;
+    // The ping struct in the page at `gpa`, for the trace; empty without a readable page.
+    std::optional<std::array<uint64_t, 6>> ping_fields(std::optional<uint64_t> gpa) const;
 
     const ProxyDeviceConfig config_;
     // Declared before device_: the device reads guest RAM until it is destroyed.

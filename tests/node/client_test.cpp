@@ -23,24 +23,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class ClientTest : public ::testing::Test {
+class ClientTest : public ServedNodeTest {
   protected:
-    void SetUp() override {
-        ASSERT_EQ(::geteuid(), 0u) << "node tests mount FUSE: run them as root";
-        ASSERT_FALSE(tmp_.path().empty());
-        node_ = tmp_.path() + "/goldfish_address_space";
-        state_ = tmp_.path() + "/state";
-        std::string out;
-        daemon_ = Daemon::start(node_, state_, {}, &out);
-        ASSERT_TRUE(daemon_) << "daemon did not come up: " << out;
-    }
-
-    void TearDown() override {
-        if (daemon_ && daemon_->pid() > 0) {
-            EXPECT_EQ(daemon_->stop(SIGTERM, 5s), 0) << daemon_->output();
-        }
-    }
-
     node::Status status() {
         auto s = read_status(state_, node_);
         EXPECT_TRUE(s);
@@ -53,10 +37,6 @@ class ClientTest : public ::testing::Test {
         ASSERT_TRUE(s);
         EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
     }
-
-    TempDir tmp_;  // destroyed last: unmounts leftovers after the daemon is down
-    std::string node_, state_;
-    std::optional<Daemon> daemon_;
 };
 
 TEST_F(ClientTest, BlockAndClaimFreeThroughTheirFileAfterTheSessionMoved) {

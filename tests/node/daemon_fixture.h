@@ -2,9 +2,12 @@
 // always takes it down again, even when the test fails.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <optional>
 #include <string>
@@ -72,6 +75,31 @@ std::optional<node::Status> wait_for_status(const std::string& state_dir, const 
 
 // True when nothing of a client is left: no open file, handle, block, claim or context.
 bool is_idle(const node::Status& s);
+
+// A test with a daemon of its own: the node and state directory in a temporary directory,
+// the daemon started before each test and stopped after it, which must exit 0 (under the
+// sanitizers that also means no leak and no error report).
+class ServedNodeTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        ASSERT_EQ(::geteuid(), 0u) << "node tests mount FUSE: run them as root";
+        ASSERT_FALSE(tmp_.path().empty());
+        node_ = tmp_.path() + "/goldfish_address_space";
+        state_ = tmp_.path() + "/state";
+        std::string out;
+        daemon_ = Daemon::start(node_, state_, {}, &out);
+        ASSERT_TRUE(daemon_) << "daemon did not come up: " << out;
+    }
+    void TearDown() override {
+        if (daemon_ && daemon_->pid() > 0) {
+            EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(5)), 0) << daemon_->output();
+        }
+    }
+
+    TempDir tmp_;  // destroyed last: unmounts leftovers after the daemon is down
+    std::string node_, state_;
+    std::optional<Daemon> daemon_;
+};
 
 std::string daemon_path();
 std::string tool_path();

@@ -37,33 +37,11 @@ using namespace std::chrono_literals;
 
 constexpr auto kReleaseLimit = 10s;  // bound on waiting for FUSE's asynchronous release
 
-class NodeTest : public ::testing::Test {
+class NodeTest : public ServedNodeTest {
   protected:
-    void SetUp() override {
-        ASSERT_EQ(::geteuid(), 0u) << "node tests mount FUSE: run them as root";
-        ASSERT_FALSE(tmp_.path().empty());
-        node_ = tmp_.path() + "/goldfish_address_space";
-        state_ = tmp_.path() + "/state";
-        std::string out;
-        daemon_ = Daemon::start(node_, state_, {}, &out);
-        ASSERT_TRUE(daemon_) << "daemon did not come up: " << out;
-    }
-
-    // Every daemon a test leaves running must stop cleanly: exit 0 (under the
-    // sanitizers that also means no leak and no error report).
-    void TearDown() override {
-        if (daemon_ && daemon_->pid() > 0) {
-            EXPECT_EQ(daemon_->stop(SIGTERM, 5s), 0) << daemon_->output();
-        }
-    }
-
     std::optional<node::Status> wait_idle() {
         return wait_for_status(state_, node_, is_idle, kReleaseLimit);
     }
-
-    TempDir tmp_;  // destroyed last: unmounts leftovers after the daemon is down
-    std::string node_, state_;
-    std::optional<Daemon> daemon_;
 };
 
 TEST_F(NodeTest, ReadyLineNamesNodeDeviceAndBar1) {

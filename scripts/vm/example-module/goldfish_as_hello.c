@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
 /*
- * goldfish_as_hello: a small guest kernel driver for the goldfish address space device
- * as goldfish-vmm-device serves it, and a starting point for a driver of your own (see
- * docs/vm.md, "Test your own driver"). It binds to 607d:f153 revision 1, maps BAR0,
- * writes GUEST_PAGE_SIZE and PHYS_START as the real driver's probe does, then opens
- * `handles` handles one after another the way a driver's open() does:
+ * goldfish_as_hello: a small guest kernel driver for the goldfish address space
+ * device as goldfish-vmm-device serves it, and a starting point for a driver of
+ * your own (see docs/vm.md, "Test your own driver"). It binds to 607d:f153
+ * revision 1, maps BAR0, writes GUEST_PAGE_SIZE and PHYS_START as the real
+ * driver's probe does, then opens `handles` handles one after another the way a
+ * driver's open() does:
  *
- *   GEN_HANDLE, TELL_PING_INFO_ADDR with a page of its own (checking the read-back),
- *   ALLOCATE_BLOCK and DEALLOCATE_BLOCK of one page, DESTROY_HANDLE
+ *   GEN_HANDLE, TELL_PING_INFO_ADDR with a page of its own (checking the
+ * read-back), ALLOCATE_BLOCK and DEALLOCATE_BLOCK of one page, DESTROY_HANDLE
  *
- * all under one register lock, and logs what the device answered. Every failure is
- * logged and unwinds with the lock released, so the next handle still reaches the device:
- * run it with goldfish-vmm-device's --fault options to see each error path.
+ * all under one register lock, and logs what the device answered. Every failure
+ * is logged and unwinds with the lock released, so the next handle still
+ * reaches the device: run it with goldfish-vmm-device's --fault options to see
+ * each error path.
  */
 #include <linux/gfp.h>
 #include <linux/io.h>
@@ -79,12 +81,14 @@ static int hello_handle(struct hello *h, unsigned int n)
 	writel(lower_32_bits(ping_gpa), h->regs + REG_PING_INFO_ADDR_LOW);
 	writel(upper_32_bits(ping_gpa), h->regs + REG_PING_INFO_ADDR_HIGH);
 	writel(handle, h->regs + REG_HANDLE);
-	run(h, CMD_TELL_PING_INFO_ADDR); /* old hosts answer ENOSYS: see the read-back */
+	run(h, CMD_TELL_PING_INFO_ADDR); /* old hosts answer ENOSYS: see the
+					    read-back */
 	back = readl(h->regs + REG_PING_INFO_ADDR_LOW) |
 	       (u64)readl(h->regs + REG_PING_INFO_ADDR_HIGH) << 32;
 	if (back != ping_gpa) {
 		dev_err(dev,
-			"handle %u: ping page %#llx read back as %#llx: refused\n",
+			"handle %u: ping page %#llx read back as %#llx: "
+			"refused\n",
 			handle, ping_gpa, back);
 		err = -EIO;
 		goto destroy;
@@ -171,5 +175,6 @@ static struct pci_driver hello_driver = {
 };
 module_pci_driver(hello_driver);
 
-MODULE_DESCRIPTION("Small goldfish address space driver for goldfish-vmm-device");
+MODULE_DESCRIPTION(
+	"Small goldfish address space driver for goldfish-vmm-device");
 MODULE_LICENSE("GPL");
