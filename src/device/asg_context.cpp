@@ -102,14 +102,25 @@ void AsgContext::perform_locked(PingInfo& info) {
             {
                 MutexLock lock(mutex_);
                 consuming_ = true;
+                if (!stopped_) {
+                    // The consumer exists and will look at the rings (it then says RENDERING).
+                    (void)host_access_.store32(ring_ + kState, CanConsume);
+                }
             }
             wake();
             break;
         }
-        case NotifyAvailable:
+        case NotifyAvailable: {
+            // The consumer will look at the rings before it sleeps again, so the guest may
+            // skip its ping at the end of this write (it skips it on RENDERING only).
+            MutexLock lock(mutex_);
+            if (consuming_ && !stopped_) {
+                (void)host_access_.store32(ring_ + kState, Rendering);
+            }
             wake();  // coalesces; never blocks
             info.metadata = kPingOk;
             break;
+        }
         case GetConfig:
             write_host_config_locked(/*initial=*/false);
             info.metadata = kPingOk;
@@ -131,6 +142,10 @@ std::map<uint64_t, uint64_t> AsgContext::allocations_locked() const {
 }
 
 void AsgContext::stop_locked() {
+    {
+        MutexLock lock(mutex_);
+        stopped_ = true;  // no ping writes the state from here on
+    }
     AsyncContext::stop_locked();  // the thread cannot write the state any more
     if (has_ring_) {
         (void)host_access_.store32(ring_ + kState, Exit);
@@ -173,7 +188,10 @@ void AsgContext::run() {
 }
 
 bool AsgContext::consume_until_idle() {
-    if (!store(kState, CanConsume)) {
+    // RENDERING for as long as the consumer is awake: it looks at the rings again before it
+    // sleeps (the re-check below), so a guest needs no ping, and the reference guest pings
+    // after every write unless it reads RENDERING (docs/contexts.md#asg-host-state).
+    if (!store(kState, Rendering)) {
         return false;
     }
     unsigned idle = 0;
@@ -204,7 +222,7 @@ bool AsgContext::consume_until_idle() {
         if (!*more) {
             return true;  // sleep until a ping
         }
-        if (!store(kState, CanConsume)) {
+        if (!store(kState, Rendering)) {
             return false;
         }
         idle = 0;
@@ -336,9 +354,7 @@ Result<bool> AsgContext::step_reply() {
 }
 
 void AsgContext::deliver(std::span<const std::byte> bytes) {
-    (void)store(kState, Rendering);
     sink_->consume(bytes, reply_);
-    (void)store(kState, CanConsume);
 }
 
 Result<void> AsgContext::read_view(uint32_t pos, std::span<std::byte> out) {

@@ -19,45 +19,13 @@
 #include "device/asg_sink.h"
 #include "device/async_context.h"
 #include "device/bar1_access.h"
+#include "hw/asg_layout.h"
 
 namespace gf::device {
 
-// The shared layout (spec asg.md §3.1). Offsets are in the ring storage.
+// The shared layout and commands (hw/asg_layout.h), by their short names in the device.
 namespace asg {
-
-inline constexpr uint64_t kRingStorageSize = 12288;
-// The three ring headers.
-inline constexpr uint64_t kToHost = 0;
-inline constexpr uint64_t kToHostLargeXfer = 4096;
-inline constexpr uint64_t kFromHostLargeXfer = 8192;
-// Fields of a ring header (struct ring_buffer), relative to its start.
-inline constexpr uint64_t kHostVersion = 0;
-inline constexpr uint64_t kGuestVersion = 4;
-inline constexpr uint64_t kWritePos = 8;
-inline constexpr uint64_t kReadPos = 64;
-inline constexpr uint64_t kBuf = 128;
-inline constexpr uint32_t kBufSize = 2048;  // to_host's own buf[]
-inline constexpr uint64_t kState = 2176;    // to_host only: the host state
-// The config (struct asg_ring_config), in to_host.
-inline constexpr uint64_t kBufferSize = 2180;
-inline constexpr uint64_t kFlushInterval = 2184;
-inline constexpr uint64_t kHostConsumedPos = 2188;
-inline constexpr uint64_t kGuestWritePos = 2192;
-inline constexpr uint64_t kTransferMode = 2196;
-inline constexpr uint64_t kTransferSize = 2200;
-inline constexpr uint64_t kInError = 2204;
-
-enum State : uint32_t { NeedNotify = 0, CanConsume = 1, Exit = 2, Error = 3, Rendering = 4 };
-enum Command : uint64_t {
-    GetRing = 0,
-    GetBuffer = 1,
-    SetVersion = 2,
-    NotifyAvailable = 3,
-    GetConfig = 4,
-};
-inline constexpr uint64_t kHostVersionNumber = 1;
-inline constexpr uint32_t kType1DescriptorSize = 8;  // {u32 offset, u32 size}
-
+using namespace hw::asg;
 }  // namespace asg
 
 class AsgContext final : public AsyncContext {
@@ -122,6 +90,7 @@ class AsgContext final : public AsyncContext {
 
     Mutex mutex_;
     bool consuming_ GF_GUARDED_BY(mutex_) = false;  // SET_VERSION came
+    bool stopped_ GF_GUARDED_BY(mutex_) = false;    // stop_locked ran
 
     // The thread's own.
     std::unique_ptr<AsgSink> sink_;

@@ -1,12 +1,16 @@
 // goldfish-as: a command-line client of a goldfish address space node.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "client/asg_stream.h"
 #include "client/conformance.h"
 #include "client/host_memory.h"
 #include "client/session.h"
@@ -72,6 +76,88 @@ void print_ping(const gf::client::Ping& p) {
                 ull(p.metadata), p.version);
 }
 
+gf::client::AsgTransfer transfer_from(const std::string& name) {
+    if (name == "descriptors") {
+        return gf::client::AsgTransfer::kDescriptors;
+    }
+    if (name == "large") {
+        return gf::client::AsgTransfer::kLarge;
+    }
+    return gf::client::AsgTransfer::kAuto;
+}
+
+double micros(std::chrono::steady_clock::duration d) {
+    return std::chrono::duration<double, std::micro>(d).count();
+}
+
+// `asg echo`: round trips against the echo sink, each checked byte for byte.
+int asg_echo(const std::string& node, uint64_t size, uint64_t count, const std::string& mode) {
+    auto stream = gf::client::AsgStream::open(node);
+    if (!stream) {
+        return report("ASG stream", stream.error());
+    }
+    std::vector<std::byte> in(size), out(size);
+    for (size_t i = 0; i < in.size(); ++i) {
+        in[i] = static_cast<std::byte>((i * 131 + 7) & 0xff);
+    }
+    std::vector<double> us;
+    us.reserve(count);
+    for (uint64_t n = 0; n < count; ++n) {
+        in[0] = static_cast<std::byte>(n);  // each round trip its own bytes
+        const auto start = std::chrono::steady_clock::now();
+        if (auto done = gf::client::asg_echo(*stream, in, out, transfer_from(mode)); !done) {
+            return report("echo", done.error());
+        }
+        us.push_back(micros(std::chrono::steady_clock::now() - start));
+        if (out != in) {
+            std::fprintf(stderr, "goldfish-as: echo: round trip %llu came back different\n",
+                         ull(n));
+            return 1;
+        }
+    }
+    std::sort(us.begin(), us.end());
+    std::printf(
+        "echo: %llu round trips of %llu bytes (%s) through a %u-byte buffer, step %u: median "
+        "%.1f us, min %.1f us, max %.1f us, %llu notify pings\n",
+        ull(count), ull(size), mode.c_str(), stream->buffer_size(), stream->write_step(),
+        us[us.size() / 2], us.front(), us.back(), ull(stream->stats().notifies));
+    if (auto closed = stream->close(); !closed) {
+        return report("close", closed.error());
+    }
+    return 0;
+}
+
+// `asg throughput`: guest-to-host bytes in writes of one size, for the discard sink.
+int asg_throughput(const std::string& node, uint64_t write_size, uint64_t total,
+                   const std::string& mode) {
+    auto stream = gf::client::AsgStream::open(node);
+    if (!stream) {
+        return report("ASG stream", stream.error());
+    }
+    std::vector<std::byte> bytes(write_size, std::byte{0x5a});
+    const uint64_t writes = std::max<uint64_t>(1, total / write_size);
+    const auto start = std::chrono::steady_clock::now();
+    for (uint64_t n = 0; n < writes; ++n) {
+        if (auto done = stream->write(bytes, transfer_from(mode)); !done) {
+            return report("write", done.error());
+        }
+    }
+    if (auto done = stream->flush(); !done) {
+        return report("flush", done.error());
+    }
+    const double seconds = micros(std::chrono::steady_clock::now() - start) / 1e6;
+    const double mib = static_cast<double>(writes * write_size) / (1 << 20);
+    std::printf(
+        "throughput: %llu writes of %llu bytes (%s): %.1f MiB in %.3f s, %.0f MiB/s, %llu "
+        "notify pings\n",
+        ull(writes), ull(write_size), mode.c_str(), mib, seconds, mib / seconds,
+        ull(stream->stats().notifies));
+    if (auto closed = stream->close(); !closed) {
+        return report("close", closed.error());
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +209,40 @@ int main(int argc, char** argv) {
 
     CLI::App* selftest = app.add_subcommand("selftest", "run the conformance sequences");
 
+    CLI::App* asg =
+        app.add_subcommand("asg", "an ASG (type 0) stream, as gfxstream's guest opens it");
+    asg->require_subcommand(1);
+    std::string asg_mode = "auto";
+    const std::vector<std::string> modes = {"auto", "descriptors", "large"};
+    std::string echo_size = "64", echo_count = "1000";
+    CLI::App* asg_echo_cmd =
+        asg->add_subcommand("echo", "round trips through the echo sink, each checked");
+    asg_echo_cmd->add_option("SIZE", echo_size, "bytes per round trip")
+        ->capture_default_str()
+        ->check(u64_validator());
+    asg_echo_cmd->add_option("--count", echo_count, "round trips")
+        ->capture_default_str()
+        ->check(u64_validator());
+    asg_echo_cmd
+        ->add_option("--transfer", asg_mode,
+                     "descriptors (type 1, a step at a time), large (mode 3) or auto")
+        ->capture_default_str()
+        ->check(CLI::IsMember(modes));
+    std::string write_size = "1M", total = "1G";
+    CLI::App* asg_throughput_cmd = asg->add_subcommand(
+        "throughput", "guest-to-host bytes per second (serve with --asg-sink discard)");
+    asg_throughput_cmd->add_option("--write-size", write_size, "bytes per write")
+        ->capture_default_str()
+        ->check(u64_validator());
+    asg_throughput_cmd->add_option("--total", total, "bytes in all")
+        ->capture_default_str()
+        ->check(u64_validator());
+    asg_throughput_cmd
+        ->add_option("--transfer", asg_mode,
+                     "descriptors (type 1), large (mode 3) or auto (type 1 up to a step)")
+        ->capture_default_str()
+        ->check(CLI::IsMember(modes));
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -157,6 +277,24 @@ int main(int argc, char** argv) {
         }
         std::fputs(gf::node::to_text(*s).c_str(), stdout);
         return 0;
+    }
+
+    if (*asg) {
+        if (*asg_echo_cmd) {
+            if (u64(echo_size) == 0 || u64(echo_size) > (1ull << 32) - 1 || u64(echo_count) == 0) {
+                std::fprintf(stderr,
+                             "goldfish-as: asg echo: SIZE must be 1 to 4 GiB - 1 and --count at "
+                             "least 1\n");
+                return 2;
+            }
+            return asg_echo(node, u64(echo_size), u64(echo_count), asg_mode);
+        }
+        if (u64(write_size) == 0 || u64(write_size) > (1ull << 32) - 1) {
+            std::fprintf(stderr,
+                         "goldfish-as: asg throughput: --write-size must be 1 to 4 GiB - 1\n");
+            return 2;
+        }
+        return asg_throughput(node, u64(write_size), u64(total), asg_mode);
     }
 
     if (*selftest) {
