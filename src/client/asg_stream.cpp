@@ -20,8 +20,12 @@ using Clock = std::chrono::steady_clock;
 // once. The reference spins 50,000,000 times first; a shared machine would rather not.
 constexpr unsigned kYieldsBeforeSleep = 4096;
 constexpr auto kMaxSleep = std::chrono::microseconds(1000);
-// While the host sleeps through a wait, a ping goes at most this often.
+// While the host sleeps through a wait for it to drain, a ping goes at most this often.
 constexpr auto kRepingInterval = std::chrono::milliseconds(1);
+// While it sleeps through a wait for a reply, one goes this often: a sleeping consumer has
+// nothing to send, so this ping only finds out whether the host is still there (a stopped
+// daemon's node answers it with an errno, and its memory reads zero, not EXIT).
+constexpr auto kReplyProbeInterval = std::chrono::milliseconds(20);
 
 }  // namespace
 
@@ -87,23 +91,31 @@ struct AsgStream::State {
         return {};
     }
 
-    // Until ready(), the host's end or the patience's. With ping_asleep, a host that sleeps
-    // meanwhile is pinged (what the reference does while it waits for the host to drain).
+    // How a wait pings a host that sleeps through it.
+    enum class Probe {
+        kDrain,  // at once, then every kRepingInterval (the reference's drain waits)
+        kReply,  // every kReplyProbeInterval, the first after one
+    };
+
+    // Until ready(), the host's end or the patience's.
     template <typename Ready>
-    Result<void> wait(Ready&& ready, bool ping_asleep) {
-        const Clock::time_point deadline = Clock::now() + options.patience;
-        std::optional<Clock::time_point> last_ping;
+    Result<void> wait(Ready&& ready, Probe probe = Probe::kDrain) {
+        const Clock::time_point start = Clock::now();
+        const Clock::time_point deadline = start + options.patience;
+        const Clock::duration interval =
+            probe == Probe::kDrain ? Clock::duration(kRepingInterval) : kReplyProbeInterval;
+        Clock::time_point next_ping = probe == Probe::kDrain ? start : start + interval;
         auto sleep = std::chrono::microseconds(1);
         for (unsigned i = 0;; ++i) {
             if (ready()) {
                 return {};
             }
             GF_TRY(check_host());
-            if (ping_asleep && !host_awake()) {
+            if (!host_awake()) {
                 const Clock::time_point now = Clock::now();
-                if (!last_ping || now - *last_ping >= kRepingInterval) {
+                if (now >= next_ping) {
                     GF_TRY(notify());
-                    last_ping = now;
+                    next_ping = now + interval;
                 }
             }
             if (i < kYieldsBeforeSleep) {
@@ -120,10 +132,10 @@ struct AsgStream::State {
 
     // ensureType3Finished, ensureType1Finished.
     Result<void> large_drained() {
-        return wait([this] { return large_readable() == 0; }, /*ping_asleep=*/true);
+        return wait([this] { return large_readable() == 0; });
     }
     Result<void> descriptors_drained() {
-        return wait([this] { return to_host_readable() == 0; }, /*ping_asleep=*/true);
+        return wait([this] { return to_host_readable() == 0; });
     }
 
     // The notify rules after pushing data (spec §3.4): one ping if the host was not awake
@@ -144,13 +156,11 @@ struct AsgStream::State {
         // back to has been taken by then.
         const uint32_t steps = buffer_size / step;
         const uint32_t max_outstanding = steps > 1 ? steps - 1 : 1;
-        GF_TRY(wait(
-            [&] {
-                const uint32_t queued = to_host_readable();
-                return queued < max_outstanding * kType1DescriptorSize &&
-                       kBufSize - 1 - queued >= kType1DescriptorSize;
-            },
-            /*ping_asleep=*/true));
+        GF_TRY(wait([&] {
+            const uint32_t queued = to_host_readable();
+            return queued < max_outstanding * kType1DescriptorSize &&
+                   kBufSize - 1 - queued >= kType1DescriptorSize;
+        }));
         std::byte raw[kType1DescriptorSize];
         std::memcpy(raw, &offset, sizeof offset);
         std::memcpy(raw + sizeof offset, &size, sizeof size);
@@ -174,7 +184,7 @@ struct AsgStream::State {
         bool pinged = false;
         while (!bytes.empty()) {
             const size_t n = std::min(bytes.size(), chunk);
-            GF_TRY(wait([&] { return large_writable() >= n; }, /*ping_asleep=*/true));
+            GF_TRY(wait([&] { return large_writable() >= n; }));
             const uint32_t pos = load(kToHostLargeXfer + kWritePos);
             copy_into_view(pos, bytes.first(n));
             store(kToHostLargeXfer + kWritePos, pos + static_cast<uint32_t>(n));
@@ -365,8 +375,7 @@ Result<size_t> AsgStream::read(std::span<std::byte> out) {
     }
     State& s = *state_;
     GF_TRY(flush());
-    // No ping here: a host that sleeps has nothing to send.
-    GF_TRY(s.wait([&] { return s.reply_readable() != 0; }, /*ping_asleep=*/false));
+    GF_TRY(s.wait([&] { return s.reply_readable() != 0; }, State::Probe::kReply));
     const uint32_t n = static_cast<uint32_t>(std::min<size_t>(s.reply_readable(), out.size()));
     const uint32_t pos = s.load(kFromHostLargeXfer + kReadPos);
     s.copy_from_view(pos, out.first(n));
