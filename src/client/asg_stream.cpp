@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include "hw/asg_layout.h"
@@ -305,12 +306,12 @@ int AsgStream::fd() const {
     return state_ ? state_->session.fd() : -1;
 }
 
-Result<std::span<std::byte>> AsgStream::alloc_chunk() {
+Result<std::byte*> AsgStream::alloc_chunk() {
     if (!state_) {
         return fail(EBADF);
     }
     GF_TRY(state_->large_drained());
-    return std::span<std::byte>(state_->buffer() + state_->cursor, state_->step);
+    return state_->buffer() + state_->cursor;
 }
 
 Result<void> AsgStream::commit_chunk(size_t size) {
@@ -332,7 +333,8 @@ Result<void> AsgStream::commit_chunk(size_t size) {
     return {};
 }
 
-Result<void> AsgStream::write(std::span<const std::byte> bytes, AsgTransfer how) {
+Result<void> AsgStream::write(const void* data, size_t size, AsgTransfer how) {
+    std::span<const std::byte> bytes(static_cast<const std::byte*>(data), size);
     if (!state_) {
         return fail(EBADF);
     }
@@ -349,9 +351,9 @@ Result<void> AsgStream::write(std::span<const std::byte> bytes, AsgTransfer how)
         return state_->large_write(bytes);
     }
     while (!bytes.empty()) {
-        std::span<std::byte> chunk = GF_TRY(alloc_chunk());
-        const size_t n = std::min(bytes.size(), chunk.size());
-        std::memcpy(chunk.data(), bytes.data(), n);
+        std::byte* chunk = GF_TRY(alloc_chunk());
+        const size_t n = std::min<size_t>(bytes.size(), state_->step);
+        std::memcpy(chunk, bytes.data(), n);
         GF_TRY(commit_chunk(n));
         bytes = bytes.subspan(n);
     }
@@ -366,7 +368,8 @@ Result<void> AsgStream::flush() {
     return state_->descriptors_drained();
 }
 
-Result<size_t> AsgStream::read(std::span<std::byte> out) {
+Result<size_t> AsgStream::read(void* data, size_t size) {
+    std::span<std::byte> out(static_cast<std::byte*>(data), size);
     if (!state_) {
         return fail(EBADF);
     }
@@ -384,10 +387,12 @@ Result<size_t> AsgStream::read(std::span<std::byte> out) {
     return size_t{n};
 }
 
-Result<void> AsgStream::read_fully(std::span<std::byte> out) {
-    while (!out.empty()) {
-        const size_t n = GF_TRY(read(out));
-        out = out.subspan(n);
+Result<void> AsgStream::read_fully(void* data, size_t size) {
+    auto* out = static_cast<std::byte*>(data);
+    while (size != 0) {
+        const size_t n = GF_TRY(read(out, size));
+        out += n;
+        size -= n;
     }
     return {};
 }
@@ -418,23 +423,21 @@ Result<void> AsgStream::close() {
     return result;
 }
 
-Result<void> asg_echo(AsgStream& stream, std::span<const std::byte> in, std::span<std::byte> out,
-                      AsgTransfer how) {
-    if (in.size() != out.size()) {
-        return fail(EINVAL);
-    }
+Result<void> asg_echo(AsgStream& stream, const void* in, void* out, size_t size, AsgTransfer how) {
     if (how != AsgTransfer::kDescriptors) {
-        GF_TRY(stream.write(in, how));
-        return stream.read_fully(out);
+        GF_TRY(stream.write(in, size, how));
+        return stream.read_fully(out, size);
     }
     const size_t step = stream.write_step();
     if (step == 0) {
         return fail(EBADF);
     }
-    for (size_t done = 0; done < in.size(); done += step) {
-        const size_t n = std::min(step, in.size() - done);
-        GF_TRY(stream.write(in.subspan(done, n), AsgTransfer::kDescriptors));
-        GF_TRY(stream.read_fully(out.subspan(done, n)));
+    const auto* from = static_cast<const std::byte*>(in);
+    auto* to = static_cast<std::byte*>(out);
+    for (size_t done = 0; done < size; done += step) {
+        const size_t n = std::min(step, size - done);
+        GF_TRY(stream.write(from + done, n, AsgTransfer::kDescriptors));
+        GF_TRY(stream.read_fully(to + done, n));
     }
     return {};
 }

@@ -1,5 +1,6 @@
 // The guest side of an ASG (context type 0) stream, as gfxstream's AddressSpaceStream drives
-// it (spec asg.md §2.1, §3.3-3.4; docs/client.md#asg-stream): the same calls in the same
+// it (spec asg.md §2.1, §3.3-3.4; docs/contexts.md#the-guest-side). C++17, like the rest of
+// the installed client headers: the same calls in the same
 // order, the same write cursor and chunking, the same notify rules. It works on any node:
 // goldfish-asd's, or a kernel driver's in a real guest (where a renderer consumes the
 // stream).
@@ -13,7 +14,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 
 #include "base/result.h"
@@ -66,19 +66,19 @@ class AsgStream {
     int fd() const;  // the node's open file (-1 once closed or moved from)
 
     // Zero-copy type 1: the write_step() bytes of the shared buffer at the write cursor (after
-    // any mode-3 transfer has drained), then commit(n) sends the first n of them.
-    Result<std::span<std::byte>> alloc_chunk();
+    // any mode-3 transfer has drained), then commit_chunk(n) sends the first n of them.
+    Result<std::byte*> alloc_chunk();
     Result<void> commit_chunk(size_t size);
 
-    // Sends `bytes` (EINVAL if a mode-3 transfer would exceed 4 GiB - 1).
-    Result<void> write(std::span<const std::byte> bytes, AsgTransfer how = AsgTransfer::kAuto);
+    // Sends `size` bytes (EINVAL if a mode-3 transfer would exceed 4 GiB - 1).
+    Result<void> write(const void* data, size_t size, AsgTransfer how = AsgTransfer::kAuto);
     // Waits until the host has taken everything written (both rings empty).
     Result<void> flush();
     // Drains what was written, then waits for at least one reply byte and takes as many as
-    // are there, up to out.size() (the reference's speculativeRead).
-    Result<size_t> read(std::span<std::byte> out);
-    // Exactly out.size() reply bytes.
-    Result<void> read_fully(std::span<std::byte> out);
+    // are there, up to `size` (the reference's speculativeRead).
+    Result<size_t> read(void* out, size_t size);
+    // Exactly `size` reply bytes.
+    Result<void> read_fully(void* out, size_t size);
 
     // The reference's teardown: drain, unmap the ring and the buffer, unclaim both, close.
     // Reports the first failure; everything is undone either way. Later calls: EBADF.
@@ -90,12 +90,12 @@ class AsgStream {
     std::unique_ptr<State> state_;
 };
 
-// One round trip against a host whose sink echoes (goldfish-asd --asg-sink echo): sends `in`
-// and reads as many bytes back into `out` (EINVAL unless the sizes match). With kDescriptors
-// it goes a step at a time, each step read back before the next is written, because the
-// host's replies share the buffer with the guest's chunks (spec §3.3); kLarge and kAuto send
-// it whole as write() would, then read it all.
-Result<void> asg_echo(AsgStream& stream, std::span<const std::byte> in, std::span<std::byte> out,
+// One round trip against a host whose sink echoes (goldfish-asd --asg-sink echo): sends `size`
+// bytes of `in` and reads as many bytes back into `out`. With kDescriptors it goes a step at a
+// time, each step read back before the next is written, because the host's replies share the buffer
+// with the guest's chunks (spec §3.3); kLarge and kAuto send it whole as write() would, then read
+// it all.
+Result<void> asg_echo(AsgStream& stream, const void* in, void* out, size_t size,
                       AsgTransfer how = AsgTransfer::kAuto);
 
 }  // namespace gf::client

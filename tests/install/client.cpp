@@ -1,5 +1,6 @@
 // A client built against the installed library alone (pkg-config goldfish-address-space):
 // opens what the test names, which serves no node, and prints what the library reports.
+#include <client/asg_stream.h>
 #include <client/host_memory.h>
 #include <client/session.h>
 #include <linux/goldfish_address_space.h>
@@ -22,5 +23,9 @@ int main(int argc, char** argv) {
     }
     std::printf("open %s: %s\n", argv[1], std::strerror(session.error().value()));
     auto allocator = gf::client::HostMemoryAllocator::open(argv[1], false, false);
-    return !allocator && allocator.error().value() == session.error().value() ? 0 : 1;
+    auto stream = gf::client::AsgStream::open(argv[1]);
+    return !allocator && allocator.error().value() == session.error().value() && !stream &&
+                   stream.error().value() == session.error().value()
+               ? 0
+               : 1;
 }

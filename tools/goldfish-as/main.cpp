@@ -105,7 +105,9 @@ int asg_echo(const std::string& node, uint64_t size, uint64_t count, const std::
     for (uint64_t n = 0; n < count; ++n) {
         in[0] = static_cast<std::byte>(n);  // each round trip its own bytes
         const auto start = std::chrono::steady_clock::now();
-        if (auto done = gf::client::asg_echo(*stream, in, out, transfer_from(mode)); !done) {
+        if (auto done = gf::client::asg_echo(*stream, in.data(), out.data(), in.size(),
+                                             transfer_from(mode));
+            !done) {
             return report("echo", done.error());
         }
         us.push_back(micros(std::chrono::steady_clock::now() - start));
@@ -138,7 +140,7 @@ int asg_throughput(const std::string& node, uint64_t write_size, uint64_t total,
     const uint64_t writes = std::max<uint64_t>(1, total / write_size);
     const auto start = std::chrono::steady_clock::now();
     for (uint64_t n = 0; n < writes; ++n) {
-        if (auto done = stream->write(bytes, transfer_from(mode)); !done) {
+        if (auto done = stream->write(bytes.data(), bytes.size(), transfer_from(mode)); !done) {
             return report("write", done.error());
         }
     }
