@@ -27,6 +27,23 @@ uint32_t status_of(Error error) {
 
 }  // namespace
 
+AsgConfigProblem asg_config_problem(const DeviceConfig& config) {
+    // A buffer fits one block and is a whole number of write steps (spec asg.md §3.3, §3.5).
+    if (config.asg_write_step == 0) {
+        return AsgConfigProblem::kWriteStep;
+    }
+    if (config.asg_buffer_size == 0 || config.asg_buffer_size > AsgBlockPool::kBlockSize) {
+        return AsgConfigProblem::kBufferSize;
+    }
+    if (config.asg_buffer_size % config.asg_write_step != 0) {
+        return AsgConfigProblem::kNotWholeSteps;
+    }
+    if (!config.asg_sink_factory && !builtin_asg_sink(config.asg_sink)) {
+        return AsgConfigProblem::kSink;
+    }
+    return AsgConfigProblem::kNone;
+}
+
 Result<std::unique_ptr<AddressSpaceDevice>> AddressSpaceDevice::create(const DeviceConfig& config,
                                                                        GuestMemory& guest_memory) {
     const uint64_t system_page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -46,13 +63,7 @@ Result<std::unique_ptr<AddressSpaceDevice>> AddressSpaceDevice::create(const Dev
     if (!config.bar1_64bit && (config.bar1_size > kMax32BitBar || *bar1_end > (1ull << 32))) {
         return fail(EINVAL);
     }
-    // ASG: a buffer fits one 16 MiB block and is a whole number of write steps.
-    if (config.asg_write_step == 0 || config.asg_buffer_size == 0 ||
-        config.asg_buffer_size > AsgBlockPool::kBlockSize ||
-        config.asg_buffer_size % config.asg_write_step != 0) {
-        return fail(EINVAL);
-    }
-    if (!config.asg_sink_factory && !builtin_asg_sink(config.asg_sink)) {
+    if (asg_config_problem(config) != AsgConfigProblem::kNone) {
         return fail(EINVAL);
     }
     std::unique_ptr<Bar1Memory> bar1 =
@@ -315,6 +326,8 @@ void AddressSpaceDevice::reset_locked() {
     shared_slots_.clear();
     asg_pools_.clear();
     asg_protocol_errors_.store(0, std::memory_order_relaxed);
+    asg_bytes_in_.store(0, std::memory_order_relaxed);
+    asg_bytes_out_.store(0, std::memory_order_relaxed);
     books_.clear();
     regs_.reset();
     refused_pings_ = 0;
@@ -342,6 +355,8 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.shared_slot_slabs = shared_slots_.slab_count();
     stats.asg_blocks = asg_pools_.block_count();
     stats.asg_protocol_errors = asg_protocol_errors_.load(std::memory_order_relaxed);
+    stats.asg_bytes_in = asg_bytes_in_.load(std::memory_order_relaxed);
+    stats.asg_bytes_out = asg_bytes_out_.load(std::memory_order_relaxed);
     stats.refused_pings = refused_pings_;
     stats.stalled_contexts = stragglers_.size();
     stats.faults_fired = faults_.fired();

@@ -38,10 +38,16 @@
 
 namespace gf::device {
 
+// What is wrong with a config's ASG part (docs/contexts.md#asg), so that the daemon can name
+// the option: the write step is 0; the buffer is 0 or over one 16 MiB block; the buffer is not
+// a whole number of steps; no built-in sink has that name (and there is no factory).
+enum class AsgConfigProblem { kNone, kWriteStep, kBufferSize, kNotWholeSteps, kSink };
+AsgConfigProblem asg_config_problem(const DeviceConfig& config);
+
 class AddressSpaceDevice : private DeviceServices {
   public:
-    // EINVAL for an unusable config, ENOMEM if BAR1's reservation fails. guest_memory must
-    // outlive the device.
+    // EINVAL for an unusable config (asg_config_problem among others), ENOMEM if BAR1's
+    // reservation fails. guest_memory must outlive the device.
     static Result<std::unique_ptr<AddressSpaceDevice>> create(const DeviceConfig& config,
                                                               GuestMemory& guest_memory);
     ~AddressSpaceDevice() override;
@@ -163,6 +169,8 @@ class AddressSpaceDevice : private DeviceServices {
     AsgPools& asg_pools_locked() override GF_REQUIRES(device_mutex_) { return asg_pools_; }
     const DeviceConfig& config() const override { return config_; }
     std::atomic<uint64_t>& asg_protocol_errors() override { return asg_protocol_errors_; }
+    std::atomic<uint64_t>& asg_bytes_in() override { return asg_bytes_in_; }
+    std::atomic<uint64_t>& asg_bytes_out() override { return asg_bytes_out_; }
     Bar1Memory& bar1_memory() override { return *bar1_; }
 
     const DeviceConfig config_;
@@ -180,6 +188,8 @@ class AddressSpaceDevice : private DeviceServices {
     AsgPools asg_pools_ GF_GUARDED_BY(device_mutex_);
     // Counted by ASG consumers without the lock; zeroed by reset.
     std::atomic<uint64_t> asg_protocol_errors_{0};
+    std::atomic<uint64_t> asg_bytes_in_{0};
+    std::atomic<uint64_t> asg_bytes_out_{0};
     // Ended by the register write under way; its caller finishes them after unlocking.
     EndedContexts ended_ GF_GUARDED_BY(device_mutex_);
     // Ended contexts whose threads overran context_stop_timeout: already without BAR1

@@ -49,6 +49,8 @@ AsgContext::AsgContext(DeviceServices& services, std::unique_ptr<AsgSink> sink)
       step_size_(services.config().asg_write_step),
       view_mask_(std::bit_floor(services.config().asg_buffer_size) - 1),
       protocol_errors_(services.asg_protocol_errors()),
+      bytes_in_(services.asg_bytes_in()),
+      bytes_out_(services.asg_bytes_out()),
       host_access_(services.bar1_memory()),
       sink_(std::move(sink)) {}
 
@@ -345,6 +347,7 @@ Result<bool> AsgContext::step_reply() {
     const size_t n = std::min<size_t>(room, reply_.size() - reply_sent_);
     GF_TRY(write_view(write_pos, std::span(reply_).subspan(reply_sent_, n)));
     GF_TRY(store(kFromHostLargeXfer + kWritePos, write_pos + static_cast<uint32_t>(n)));
+    bytes_out_.fetch_add(n, std::memory_order_relaxed);
     reply_sent_ += n;
     if (reply_sent_ == reply_.size()) {
         reply_.clear();
@@ -355,6 +358,7 @@ Result<bool> AsgContext::step_reply() {
 
 void AsgContext::deliver(std::span<const std::byte> bytes) {
     sink_->consume(bytes, reply_);
+    bytes_in_.fetch_add(bytes.size(), std::memory_order_relaxed);
 }
 
 Result<void> AsgContext::read_view(uint32_t pos, std::span<std::byte> out) {

@@ -85,6 +85,8 @@ class AsgContext final : public AsyncContext {
     const uint32_t step_size_;
     const uint32_t view_mask_;  // largest power of two <= buffer_size_, minus 1
     std::atomic<uint64_t>& protocol_errors_;
+    std::atomic<uint64_t>& bytes_in_;   // DeviceStats::asg_bytes_in
+    std::atomic<uint64_t>& bytes_out_;  // DeviceStats::asg_bytes_out
     // For perform_locked and stop_locked (the thread's own access is revoked at stop).
     Bar1Access host_access_;
 

@@ -75,6 +75,10 @@ class DeviceServices {
     // Protocol errors of ASG guests (DeviceStats::asg_protocol_errors): counted by contexts'
     // threads without any lock.
     virtual std::atomic<uint64_t>& asg_protocol_errors() = 0;
+    // The bytes they hand to sinks and write back as replies (DeviceStats::asg_bytes_in and
+    // asg_bytes_out), counted the same way.
+    virtual std::atomic<uint64_t>& asg_bytes_in() = 0;
+    virtual std::atomic<uint64_t>& asg_bytes_out() = 0;
 
     // BAR1's memory, for a context's own thread (through a Bar1Access): it has its own lock
     // and needs no device lock.

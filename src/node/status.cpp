@@ -13,6 +13,31 @@ std::string hex(uint64_t v) {
     return buf;
 }
 
+bool unsigned_field(const nlohmann::json& j, const char* key, uint64_t& out) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_unsigned()) {
+        return false;
+    }
+    out = it->get<uint64_t>();
+    return true;
+}
+
+// The "asg" object: every field, or nothing.
+std::optional<AsgStatus> asg_from_json(const nlohmann::json& j) {
+    AsgStatus a;
+    auto sink = j.find("sink");
+    if (!j.is_object() || sink == j.end() || !sink->is_string() ||
+        !unsigned_field(j, "buffer_size", a.buffer_size) ||
+        !unsigned_field(j, "write_step", a.write_step) || !unsigned_field(j, "blocks", a.blocks) ||
+        !unsigned_field(j, "protocol_errors", a.protocol_errors) ||
+        !unsigned_field(j, "bytes_in", a.bytes_in) ||
+        !unsigned_field(j, "bytes_out", a.bytes_out)) {
+        return std::nullopt;
+    }
+    a.sink = sink->get<std::string>();
+    return a;
+}
+
 }  // namespace
 
 std::string to_json(const Status& s) {
@@ -38,6 +63,17 @@ std::string to_json(const Status& s) {
     if (!s.mmap) {
         j["mmap_unavailable"] = s.mmap_reason;
     }
+    if (s.asg) {
+        j["asg"] = {
+            {"sink", s.asg->sink},
+            {"buffer_size", s.asg->buffer_size},
+            {"write_step", s.asg->write_step},
+            {"blocks", s.asg->blocks},
+            {"protocol_errors", s.asg->protocol_errors},
+            {"bytes_in", s.asg->bytes_in},
+            {"bytes_out", s.asg->bytes_out},
+        };
+    }
     return j.dump(2) + "\n";
 }
 
@@ -47,14 +83,7 @@ Result<Status> status_from_json(std::string_view json) {
         return fail(EINVAL);
     }
     Status s;
-    auto number = [&](const char* key, uint64_t& out) {
-        auto it = j.find(key);
-        if (it == j.end() || !it->is_number_unsigned()) {
-            return false;
-        }
-        out = it->get<uint64_t>();
-        return true;
-    };
+    auto number = [&](const char* key, uint64_t& out) { return unsigned_field(j, key, out); };
     bool ok = number("bar1_phys_start", s.bar1_phys_start) && number("bar1_size", s.bar1_size) &&
               number("open_files", s.open_files) && number("handles", s.handles) &&
               number("blocks", s.blocks) && number("block_bytes", s.block_bytes) &&
@@ -86,6 +115,13 @@ Result<Status> status_from_json(std::string_view json) {
         }
         s.contexts[static_cast<uint32_t>(t)] = count.get<uint64_t>();
     }
+    // Absent for a real device (--pci); present, it must be whole.
+    if (auto asg = j.find("asg"); asg != j.end()) {
+        s.asg = asg_from_json(*asg);
+        if (!s.asg) {
+            return fail(EINVAL);
+        }
+    }
     return s;
 }
 
@@ -110,6 +146,14 @@ std::string to_text(const Status& s) {
     line("BAR1 free", std::to_string(s.area_free_bytes) + " bytes");
     line("mmap", s.mmap ? "available" : "unavailable: " + s.mmap_reason);
     line("lingering files", std::to_string(s.lingering_files));
+    if (s.asg) {
+        line("ASG sink", s.asg->sink + " (buffer " + std::to_string(s.asg->buffer_size) +
+                             " bytes, write step " + std::to_string(s.asg->write_step) + " bytes)");
+        line("ASG blocks", std::to_string(s.asg->blocks));
+        line("ASG bytes",
+             std::to_string(s.asg->bytes_in) + " in, " + std::to_string(s.asg->bytes_out) + " out");
+        line("ASG protocol errors", std::to_string(s.asg->protocol_errors));
+    }
     return out;
 }
 

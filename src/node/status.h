@@ -4,12 +4,26 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "base/result.h"
 
 namespace gf::node {
+
+// The emulated device's ASG (type-0) side: its configuration and the consumers' counters
+// (DeviceStats), all zeroed by reset but the configuration.
+struct AsgStatus {
+    std::string sink;  // the built-in sink's name
+    uint64_t buffer_size = 0;
+    uint64_t write_step = 0;
+    uint64_t blocks = 0;           // 16 MiB blocks behind rings and buffers
+    uint64_t protocol_errors = 0;  // guest input the consumers refused
+    uint64_t bytes_in = 0;         // handed to sinks
+    uint64_t bytes_out = 0;        // replies written to guests
+    bool operator==(const AsgStatus&) const = default;
+};
 
 struct Status {
     std::string node;    // the path served
@@ -27,6 +41,8 @@ struct Status {
     std::string mmap_reason;  // if not, why
     // Files closed while a client still maps their memory: kept until the mapping goes.
     uint64_t lingering_files = 0;
+    // Absent with --pci: a guest cannot see the host's state.
+    std::optional<AsgStatus> asg;
 };
 
 std::string to_json(const Status& status);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <gtest/gtest.h>
 
@@ -112,12 +113,39 @@ TEST(Status, JsonRoundTripAndText) {
     s.claims = 1;
     s.contexts = {{5, 1}, {6, 1}};
     s.area_free_bytes = (16ull << 30) - 3 * 8192;
+    // A real device (--pci): no asg section, and none read back.
     auto back = status_from_json(to_json(s));
     ASSERT_TRUE(back);
     EXPECT_EQ(to_json(*back), to_json(s));
+    EXPECT_FALSE(back->asg);
+    EXPECT_EQ(to_json(s).find("\"asg\""), std::string::npos);
     std::string text = to_text(s);
     EXPECT_NE(text.find("open files: 2"), std::string::npos) << text;
     EXPECT_NE(text.find("type 5: 1, type 6: 1"), std::string::npos) << text;
+    EXPECT_EQ(text.find("ASG"), std::string::npos) << text;
+
+    // The emulated device: every asg field survives the trip.
+    s.contexts[0] = 2;
+    s.asg = AsgStatus{};
+    s.asg->sink = "discard";
+    s.asg->buffer_size = 48u << 10;
+    s.asg->write_step = 16u << 10;
+    s.asg->blocks = 2;
+    s.asg->protocol_errors = 3;
+    s.asg->bytes_in = 1ull << 40;
+    s.asg->bytes_out = 12345;
+    back = status_from_json(to_json(s));
+    ASSERT_TRUE(back);
+    ASSERT_TRUE(back->asg);
+    EXPECT_EQ(*back->asg, *s.asg);
+    EXPECT_EQ(to_json(*back), to_json(s));
+    text = to_text(s);
+    EXPECT_NE(text.find("ASG sink: discard (buffer 49152 bytes, write step 16384 bytes)"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("ASG bytes: 1099511627776 in, 12345 out"), std::string::npos) << text;
+    EXPECT_NE(text.find("ASG protocol errors: 3"), std::string::npos) << text;
+    EXPECT_NE(text.find("type 0: 2"), std::string::npos) << text;
 }
 
 TEST(Status, RejectsOtherDocuments) {
@@ -127,6 +155,23 @@ TEST(Status, RejectsOtherDocuments) {
     std::string bad_context = to_json(Status{});
     bad_context.replace(bad_context.find("{}"), 2, "{\"x\": 1}");
     EXPECT_FALSE(status_from_json(bad_context));
+    // An asg section must be whole.
+    Status with_asg;
+    with_asg.asg = AsgStatus{};
+    const std::string good = to_json(with_asg);
+    ASSERT_TRUE(status_from_json(good));
+    for (const char* field : {"\"sink\": \"\"", "\"blocks\": 0", "\"bytes_out\": 0"}) {
+        std::string partial = good;
+        const size_t at = partial.find(field);
+        ASSERT_NE(at, std::string::npos) << field;
+        partial.replace(at, std::strlen(field), "\"other\": 0");
+        EXPECT_FALSE(status_from_json(partial)) << partial;
+    }
+    std::string not_an_object = good;
+    const size_t asg = not_an_object.find("\"asg\": {");
+    ASSERT_NE(asg, std::string::npos);
+    not_an_object.replace(asg, not_an_object.rfind('}') - asg, "\"asg\": []\n");
+    EXPECT_FALSE(status_from_json(not_an_object)) << not_an_object;
 }
 
 }  // namespace

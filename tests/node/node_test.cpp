@@ -171,6 +171,13 @@ TEST_F(NodeTest, StatusFileAndToolAgree) {
     ASSERT_TRUE(s);
     EXPECT_EQ(s->contexts[5], 1u);
     EXPECT_EQ(s->open_files, 1u);
+    // The emulated device has an asg section, with the device's defaults.
+    ASSERT_TRUE(s->asg) << file.str();
+    EXPECT_EQ(s->asg->sink, "echo");
+    EXPECT_EQ(s->asg->buffer_size, 1u << 20);
+    EXPECT_EQ(s->asg->write_step, 256u << 10);
+    EXPECT_EQ(s->asg->blocks, 0u);
+    EXPECT_EQ(s->asg->bytes_in, 0u);
 
     RunResult json =
         run_program({tool_path(), "--node", node_, "--state-dir", state_, "status", "--json"}, 20s);
@@ -181,6 +188,7 @@ TEST_F(NodeTest, StatusFileAndToolAgree) {
     EXPECT_EQ(text.status, 0) << text.output;
     EXPECT_NE(text.output.find("open files: 1"), std::string::npos) << text.output;
     EXPECT_NE(text.output.find("type 5: 1"), std::string::npos) << text.output;
+    EXPECT_NE(text.output.find("ASG sink: echo"), std::string::npos) << text.output;
     // The global options work after the command too.
     RunResult after =
         run_program({tool_path(), "status", "--node", node_, "--state-dir", state_}, 20s);
@@ -411,6 +419,70 @@ TEST(NodeDaemon, StartupErrorsAreOneLineAndNonZero) {
     RunResult no_dir = run_program({daemon_path(), "--node", tmp.path() + "/missing/node"}, 20s);
     EXPECT_NE(no_dir.status, 0);
     EXPECT_EQ(std::count(no_dir.output.begin(), no_dir.output.end(), '\n'), 1) << no_dir.output;
+}
+
+// The ASG options: what the device would refuse is one line naming the option, before
+// anything is made; with --pci they are refused (a real device's host side is not ours).
+TEST(NodeDaemon, AsgOptionErrorsNameTheOption) {
+    TempDir tmp;
+    std::string node = tmp.path() + "/node", state = tmp.path() + "/state";
+    struct Case {
+        std::vector<std::string> args;
+        std::string message;
+    };
+    const std::vector<Case> cases = {
+        {{"--asg-sink", "renderer"}, "--asg-sink renderer: no such sink (echo or discard)"},
+        {{"--asg-write-step", "0"}, "--asg-write-step 0: must be at least 1"},
+        {{"--asg-buffer-size", "0"}, "--asg-buffer-size 0: must be 1 to 16777216"},
+        {{"--asg-buffer-size", "33554432", "--asg-write-step", "4096"},
+         "--asg-buffer-size 33554432: must be 1 to 16777216"},
+        {{"--asg-buffer-size", "8589934592"}, "--asg-buffer-size 8589934592: more than 16 MiB"},
+        {{"--asg-write-step", "300000"},
+         "--asg-buffer-size 1048576: not a multiple of --asg-write-step 300000"},
+        {{"--asg-buffer-size", "lots"}, "--asg-buffer-size lots: not a number of bytes"},
+        {{"--asg-write-step", "-4096"}, "--asg-write-step -4096: not a number of bytes"},
+        {{"--asg-write-step", "99999999999999999999"},
+         "--asg-write-step 99999999999999999999: not a number of bytes"},
+        {{"--pci", "auto", "--asg-sink", "discard"},
+         "--asg-sink configures the emulated device: not with --pci"},
+        {{"--asg-write-step", "4096", "--pci", "auto"},
+         "--asg-write-step configures the emulated device: not with --pci"},
+    };
+    for (const Case& c : cases) {
+        std::vector<std::string> argv = {daemon_path(), "--node", node, "--state-dir", state};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        RunResult r = run_program(argv, 20s);
+        EXPECT_NE(r.status, 0) << c.message;
+        EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+        EXPECT_NE(r.output.find(c.message), std::string::npos) << r.output;
+        EXPECT_FALSE(std::filesystem::exists(state)) << c.message << ": nothing is made";
+    }
+}
+
+TEST(NodeDaemon, AsgOptionsReachTheDeviceAndTheStatus) {
+    TempDir tmp;
+    std::string node = tmp.path() + "/node", state = tmp.path() + "/state", out;
+    auto daemon = Daemon::start(
+        node, state,
+        {"--asg-sink", "discard", "--asg-buffer-size", "49152", "--asg-write-step", "16384"}, &out);
+    ASSERT_TRUE(daemon) << out;
+    {
+        auto session = client::Session::open(node);
+        ASSERT_TRUE(session);
+        ASSERT_TRUE(session->create_context(hw::ContextType::Graphics));
+        auto buffer = session->ping(1);  // GET_BUFFER: the configured size
+        ASSERT_TRUE(buffer);
+        EXPECT_EQ(buffer->size, 49152u);
+        auto s = read_status(state, node);
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(s->asg);
+        EXPECT_EQ(s->asg->sink, "discard");
+        EXPECT_EQ(s->asg->buffer_size, 49152u);
+        EXPECT_EQ(s->asg->write_step, 16384u);
+        EXPECT_EQ(s->asg->blocks, 2u);  // a ring block and a buffer block
+        EXPECT_EQ(s->contexts[0], 1u);
+    }
+    EXPECT_EQ(daemon->stop(SIGTERM, std::chrono::seconds(5)), 0) << daemon->output();
 }
 
 // What a failed start could leave behind: the mounts under `root` (from /proc/self/mounts)

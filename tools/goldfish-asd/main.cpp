@@ -11,11 +11,13 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
 
+#include "device/address_space_device.h"
 #include "driver/driver.h"
 #include "node/fuse_node.h"
 #include "node/node_binding.h"
@@ -53,6 +55,17 @@ bool parse_mode(const std::string& text, mode_t& mode) {
     }
     mode = static_cast<mode_t>(v);
     return true;
+}
+
+// A byte count in decimal digits only (strtoull would take "-5" as 2^64 - 5).
+bool parse_bytes(const std::string& text, uint64_t& bytes) {
+    if (text.empty() || text.size() > 20 ||
+        text.find_first_not_of("0123456789") != std::string::npos) {
+        return false;
+    }
+    errno = 0;
+    bytes = std::strtoull(text.c_str(), nullptr, 10);
+    return errno == 0;
 }
 
 bool parse_group(const std::string& text, gid_t& gid) {
@@ -121,6 +134,36 @@ std::string hex(uint64_t v) {
     return buf;
 }
 
+// The one-line error for ASG options the device would refuse (empty if it takes them). The
+// sizes are taken as 64-bit so that a value over 32 bits is refused here, not wrapped.
+std::string asg_option_error(const std::string& sink, uint64_t buffer_size, uint64_t write_step) {
+    const std::string buffer = "--asg-buffer-size " + std::to_string(buffer_size);
+    const std::string step = "--asg-write-step " + std::to_string(write_step);
+    if (buffer_size > UINT32_MAX) {
+        return buffer + ": more than 16 MiB (one ASG block)";
+    }
+    if (write_step > UINT32_MAX) {
+        return step + ": more than the buffer";
+    }
+    gf::device::DeviceConfig config;
+    config.asg_sink = sink;
+    config.asg_buffer_size = static_cast<uint32_t>(buffer_size);
+    config.asg_write_step = static_cast<uint32_t>(write_step);
+    switch (gf::device::asg_config_problem(config)) {
+        case gf::device::AsgConfigProblem::kNone:
+            return {};
+        case gf::device::AsgConfigProblem::kWriteStep:
+            return step + ": must be at least 1";
+        case gf::device::AsgConfigProblem::kBufferSize:
+            return buffer + ": must be 1 to 16777216 (one 16 MiB ASG block)";
+        case gf::device::AsgConfigProblem::kNotWholeSteps:
+            return buffer + ": not a multiple of " + step;
+        case gf::device::AsgConfigProblem::kSink:
+            return "--asg-sink " + sink + ": no such sink (echo or discard)";
+    }
+    return "the ASG options are unusable";
+}
+
 struct Options {
     std::string node;
     std::string state_dir;
@@ -128,6 +171,9 @@ struct Options {
     gid_t gid = 0;
     unsigned threads = 0;
     uint64_t bar1_size = 0;
+    std::string asg_sink;
+    uint32_t asg_buffer_size = 0;
+    uint32_t asg_write_step = 0;
     bool no_mmap = false;
     uint64_t max_map_count = 0;
     std::string pci;
@@ -159,6 +205,23 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--bar1-size", bar1_size, "emulated BAR1 size in bytes (a power of two)")
         ->capture_default_str();
+    const gf::device::DeviceConfig device_defaults;
+    std::string asg_sink = device_defaults.asg_sink;
+    std::string asg_buffer_text = std::to_string(device_defaults.asg_buffer_size);
+    std::string asg_step_text = std::to_string(device_defaults.asg_write_step);
+    auto* asg_sink_option =
+        app.add_option("--asg-sink", asg_sink, "what ASG (type 0) consumers feed: echo or discard")
+            ->type_name("NAME")
+            ->capture_default_str();
+    auto* asg_buffer_option =
+        app.add_option("--asg-buffer-size", asg_buffer_text,
+                       "each ASG context's transfer buffer in bytes (at most 16 MiB, whole steps)")
+            ->type_name("BYTES")
+            ->capture_default_str();
+    auto* asg_step_option = app.add_option("--asg-write-step", asg_step_text,
+                                           "the ASG write step (flush_interval) in bytes")
+                                ->type_name("BYTES")
+                                ->capture_default_str();
     bool no_mmap = false;
     uint64_t max_map_count = 1048576;
     app.add_flag("--no-mmap", no_mmap,
@@ -195,6 +258,30 @@ int main(int argc, char** argv) {
     if (!parse_group(group_text, options.gid)) {
         return startup_error("--group " + group_text + ": no such group");
     }
+    if (!pci.empty()) {
+        // The host side of a real device is not ours to configure.
+        for (const CLI::Option* emulated_only :
+             {asg_sink_option, asg_buffer_option, asg_step_option}) {
+            if (emulated_only->count() != 0) {
+                return startup_error(emulated_only->get_name() +
+                                     " configures the emulated device: not with --pci");
+            }
+        }
+    }
+    uint64_t asg_buffer_size = 0, asg_write_step = 0;
+    if (!parse_bytes(asg_buffer_text, asg_buffer_size)) {
+        return startup_error("--asg-buffer-size " + asg_buffer_text + ": not a number of bytes");
+    }
+    if (!parse_bytes(asg_step_text, asg_write_step)) {
+        return startup_error("--asg-write-step " + asg_step_text + ": not a number of bytes");
+    }
+    if (std::string problem = asg_option_error(asg_sink, asg_buffer_size, asg_write_step);
+        !problem.empty()) {
+        return startup_error(problem);
+    }
+    options.asg_sink = asg_sink;
+    options.asg_buffer_size = static_cast<uint32_t>(asg_buffer_size);
+    options.asg_write_step = static_cast<uint32_t>(asg_write_step);
     if (::geteuid() != 0) {
         return startup_error("must run as root: mounting FUSE and binding the node need it");
     }
@@ -261,6 +348,9 @@ int serve(Options options) {
     if (pci.empty()) {
         gf::pci::emulated::MachineConfig machine_config;
         machine_config.device.bar1_size = options.bar1_size;
+        machine_config.device.asg_sink = options.asg_sink;
+        machine_config.device.asg_buffer_size = options.asg_buffer_size;
+        machine_config.device.asg_write_step = options.asg_write_step;
         if (!no_mmap) {
             machine_config.device.max_bar1_bindings = prepare_map_count(options.max_map_count);
         }
@@ -298,6 +388,12 @@ int serve(Options options) {
     fixed.bar1_phys_start = (*driver)->bar1_phys_start();
     fixed.bar1_size = (*driver)->bar1_size();
     gf::device::AddressSpaceDevice* device = machine ? &machine->device() : nullptr;
+    if (device != nullptr) {
+        fixed.asg.emplace();
+        fixed.asg->sink = options.asg_sink;
+        fixed.asg->buffer_size = options.asg_buffer_size;
+        fixed.asg->write_step = options.asg_write_step;
+    }
     gf::driver::Driver& bound = **driver;
     auto status = [&fixed, device, &bound](const gf::node::FuseNode* node) {
         gf::node::Status s = fixed;
@@ -316,6 +412,10 @@ int serve(Options options) {
             s.handles = h.handles;
             s.contexts = h.contexts_by_type;
             s.area_free_bytes = h.area_free_bytes;
+            s.asg->blocks = h.asg_blocks;
+            s.asg->protocol_errors = h.asg_protocol_errors;
+            s.asg->bytes_in = h.asg_bytes_in;
+            s.asg->bytes_out = h.asg_bytes_out;
         } else {
             // A real device shows the driver only its own side: one live handle
             // per open file, and the BAR1 bytes its files do not hold (host
