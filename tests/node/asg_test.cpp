@@ -96,10 +96,14 @@ class AsgNodeTest : public ServedNodeTest {
         auto it = s.contexts.find(0);
         return it == s.contexts.end() ? 0 : it->second;
     }
+    // Nothing of any stream left, and no guest input refused (these clients are correct).
     void expect_idle() {
-        auto s = wait_for_status(state_, node_, is_idle, 10s);
+        auto done = [](const node::Status& s) { return is_idle(s) && s.asg && s.asg->blocks == 0; };
+        auto s = wait_for_status(state_, node_, done, 10s);
         ASSERT_TRUE(s);
-        EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+        EXPECT_TRUE(done(*s)) << node::to_json(*s);
+        ASSERT_TRUE(s->asg);
+        EXPECT_EQ(s->asg->protocol_errors, 0u);
     }
     AsgStream open_stream() {
         auto stream = AsgStream::open(node_);
@@ -130,6 +134,22 @@ TEST_F(AsgNodeTest, ConnectsAsTheReferenceDoesAndShowsInStatus) {
     EXPECT_EQ(s.contexts[0], 1u);
     EXPECT_EQ(s.claims, 2u) << "the ring and the buffer";
     EXPECT_EQ(s.open_files, 1u);
+    ASSERT_TRUE(s.asg);
+    EXPECT_EQ(s.asg->sink, "echo");
+    EXPECT_EQ(s.asg->blocks, 2u) << "one 16 MiB block for rings, one for buffers";
+    // The bytes are counted both ways.
+    const uint64_t in_before = s.asg->bytes_in, out_before = s.asg->bytes_out;
+    expect_echo(stream, 1000, AsgTransfer::kAuto, 5);
+    auto counted = wait_for_status(
+        state_, node_,
+        [&](const node::Status& t) {
+            return t.asg && t.asg->bytes_in == in_before + 1000 &&
+                   t.asg->bytes_out == out_before + 1000;
+        },
+        10s);
+    ASSERT_TRUE(counted && counted->asg);
+    EXPECT_EQ(counted->asg->bytes_in, in_before + 1000);
+    EXPECT_EQ(counted->asg->bytes_out, out_before + 1000);
     ASSERT_TRUE(stream.close());
     EXPECT_EQ(stream.close().error(), Error(EBADF)) << "closed once";
     expect_idle();
@@ -232,6 +252,9 @@ TEST_F(AsgNodeTest, ManyStreamsInManyProcessesAtOnceAndStatusCountsThem) {
     node::Status busy = status();
     EXPECT_EQ(busy.contexts[0], uint64_t{kChildren * kStreamsEach});
     EXPECT_EQ(busy.claims, uint64_t{2 * kChildren * kStreamsEach});
+    ASSERT_TRUE(busy.asg);
+    // 12 rings fit one 16 MiB block; 12 buffers of 1 MiB fit another.
+    EXPECT_EQ(busy.asg->blocks, 2u);
     for (int c = 0; c < kChildren; ++c) {
         proceed.raise();
     }
