@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
 # Usage: fuzz/run.sh SECONDS
 # Builds the fuzz preset if needed, then shares SECONDS between the harnesses: driver_fuzzer
-# gets SECONDS - 15, then fuse_shim_fuzzer a fixed 15 (below 30 seconds they split them
-# evenly). Each fuzzes a working copy of its committed seeds (fuzz/corpus/NAME/ is only read;
-# the copy in build/fuzz/corpus-run/NAME/ keeps growing across runs). Exits non-zero on any
-# finding of either (crash, invariant trap, sanitizer report, leak, timeout, out of memory);
-# the reproducer lands in build/fuzz/artifacts/. Prints executions and coverage for each.
+# gets SECONDS - 30, then fuse_shim_fuzzer and asg_consumer_fuzzer a fixed 15 each (below 45
+# seconds the three split them evenly). Each fuzzes a working copy of its committed seeds
+# (fuzz/corpus/NAME/ is only read; the copy in build/fuzz/corpus-run/NAME/ keeps growing
+# across runs). Exits non-zero on any finding of any of them (crash, invariant trap, sanitizer
+# report, leak, timeout, out of memory); the reproducer lands in build/fuzz/artifacts/.
+# Prints executions and coverage for each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${1:?usage: fuzz/run.sh SECONDS}
-shim_seconds=15
-if ((seconds < 2 * shim_seconds)); then
-    shim_seconds=$((seconds / 2 > 0 ? seconds / 2 : 1))
+fixed_seconds=15  # each of fuse_shim_fuzzer and asg_consumer_fuzzer
+if ((seconds < 3 * fixed_seconds)); then
+    fixed_seconds=$((seconds / 3 > 0 ? seconds / 3 : 1))
 fi
-driver_seconds=$((seconds - shim_seconds > 0 ? seconds - shim_seconds : 1))
+driver_seconds=$((seconds - 2 * fixed_seconds > 0 ? seconds - 2 * fixed_seconds : 1))
 build=build/fuzz
 artifacts=$build/artifacts
 
-# Only what the harnesses need: building the two targets builds just the libraries they link
-# (the driver, the PCI layer, the emulated machine and the device for driver_fuzzer; base/
-# for fuse_shim_fuzzer, which compiles the shim's one source itself).
+# Only what the harnesses need: building the three targets builds just the libraries they
+# link (the driver, the PCI layer, the emulated machine and the device for driver_fuzzer;
+# base/ for fuse_shim_fuzzer, which compiles the shim's one source itself; the device for
+# asg_consumer_fuzzer).
 scripts/configure-preset.sh fuzz
-cmake --build --preset fuzz --target driver_fuzzer fuse_shim_fuzzer
+cmake --build --preset fuzz --target driver_fuzzer fuse_shim_fuzzer asg_consumer_fuzzer
 
 mkdir -p "$artifacts"
 
@@ -56,5 +58,7 @@ status=0
 # and every input still ends with every file closed and checked.
 run_fuzzer driver_fuzzer "$driver_seconds" 1024 || status=$?
 # A request and a reply (an INIT request and reply are 104 + 80 bytes) fit easily.
-run_fuzzer fuse_shim_fuzzer "$shim_seconds" 512 || { s=$?; ((status != 0)) || status=$s; }
+run_fuzzer fuse_shim_fuzzer "$fixed_seconds" 512 || { s=$?; ((status != 0)) || status=$s; }
+# A few hundred operations on the ASG context's shared memory (kMaxOps in the harness is 256).
+run_fuzzer asg_consumer_fuzzer "$fixed_seconds" 512 || { s=$?; ((status != 0)) || status=$s; }
 exit "$status"

@@ -26,35 +26,13 @@ namespace {
 using namespace std::chrono_literals;
 using namespace asg;
 using testing::AsgGuest;
+using testing::expect_nothing_left;
 using testing::Guest;
 using testing::kBar1Base;
 using testing::kPatience;
 using testing::pattern;
-
-uint64_t protocol_errors(Guest& guest) {
-    return guest.device().stats().asg_protocol_errors;
-}
-
-bool wait_for_errors(Guest& guest, uint64_t at_least) {
-    const auto deadline = std::chrono::steady_clock::now() + kPatience;
-    while (protocol_errors(guest) < at_least) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
-
-void expect_nothing_left(Guest& guest) {
-    const DeviceStats stats = guest.device().stats();
-    EXPECT_EQ(stats.asg_blocks, 0u);
-    EXPECT_EQ(stats.host_regions, 0u);
-    EXPECT_EQ(stats.memory_mappings, 0u);
-    EXPECT_EQ(stats.backed_bytes, 0u);
-    EXPECT_EQ(stats.contexts_by_type.count(0), 0u);
-    EXPECT_TRUE(guest.device().books().host_regions.empty());
-}
+using testing::protocol_errors;
+using testing::wait_for_errors;
 
 TEST(AsgContextTest, CreateLaysOutRingAndBufferWhereTheEmulatorPutsThem) {
     Guest guest;

@@ -1,5 +1,7 @@
-// The guest's side of an ASG stream for device tests (asg_context_test.cpp, asg_stats_test.cpp):
-// what gfxstream's AddressSpaceStream does through the ring storage and the buffer.
+// The guest's side of an ASG stream for the device tests (asg_context_test, asg_hostile_test,
+// asg_stats_test):
+// what gfxstream's AddressSpaceStream does through the registers and the shared memory, plus
+// the checks those tests share.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -18,10 +21,11 @@
 
 namespace gf::device::testing {
 
-// The ring offsets and commands (asg_context.h), as the guest code spells them.
-using namespace gf::device::asg;
+using namespace std::chrono_literals;
+using namespace asg;  // the layout's names, in test code only
 
-inline constexpr std::chrono::seconds kPatience{20};
+// How long a test waits for the consumer: generous, never an upper bound on speed.
+inline constexpr auto kPatience = 20s;
 
 inline std::vector<std::byte> pattern(size_t n, uint32_t seed) {
     std::vector<std::byte> bytes(n);
@@ -32,7 +36,7 @@ inline std::vector<std::byte> pattern(size_t n, uint32_t seed) {
 // The guest's side of one ASG stream, like gfxstream's AddressSpaceStream.
 class AsgGuest {
   public:
-    AsgGuest(Guest& guest) : guest_(guest), handle_(guest.open()) {}
+    explicit AsgGuest(Guest& guest) : guest_(guest), handle_(guest.open()) {}
 
     // Create ping through SET_VERSION and transfer mode 1 (spec §2.1 steps 2-9).
     void connect() {
@@ -128,6 +132,18 @@ class AsgGuest {
         }
         store(kTransferSize, static_cast<uint32_t>(bytes.size()));
         store(kTransferMode, 3);
+        if (!write_large_bytes(bytes)) {
+            return false;
+        }
+        if (!finish) {
+            return true;
+        }
+        const bool drained = wait([&] { return large_empty(); });
+        store(kTransferMode, 1);
+        return drained;
+    }
+    // Only the bytes of a mode-3 transfer (transfer_size and the mode are the caller's).
+    bool write_large_bytes(std::span<const std::byte> bytes) {
         while (!bytes.empty()) {
             uint32_t room = 0;
             if (!wait([&] {
@@ -145,14 +161,10 @@ class AsgGuest {
             notify_if_needed();
             bytes = bytes.subspan(n);
         }
-        if (!finish) {
-            return true;
-        }
-        const bool drained = wait([&] {
-            return load(kToHostLargeXfer + kWritePos) == load(kToHostLargeXfer + kReadPos);
-        });
-        store(kTransferMode, 1);
-        return drained;
+        return true;
+    }
+    bool large_empty() {
+        return load(kToHostLargeXfer + kWritePos) == load(kToHostLargeXfer + kReadPos);
     }
 
     // Reads exactly n reply bytes from from_host_large_xfer (nullopt on timeout).
@@ -206,5 +218,30 @@ class AsgGuest {
     std::span<std::byte> buffer_;
     uint32_t cursor_ = 0;
 };
+
+inline uint64_t protocol_errors(Guest& guest) {
+    return guest.device().stats().asg_protocol_errors;
+}
+
+inline bool wait_for_errors(Guest& guest, uint64_t at_least) {
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (protocol_errors(guest) < at_least) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+inline void expect_nothing_left(Guest& guest) {
+    const DeviceStats stats = guest.device().stats();
+    EXPECT_EQ(stats.asg_blocks, 0u);
+    EXPECT_EQ(stats.host_regions, 0u);
+    EXPECT_EQ(stats.memory_mappings, 0u);
+    EXPECT_EQ(stats.backed_bytes, 0u);
+    EXPECT_EQ(stats.contexts_by_type.count(0), 0u);
+    EXPECT_TRUE(guest.device().books().host_regions.empty());
+}
 
 }  // namespace gf::device::testing
