@@ -25,8 +25,14 @@ constexpr unsigned kIdleRounds = 8;
 constexpr unsigned kYieldsPerRound = 30;
 // The most a large-transfer read takes at once.
 constexpr uint32_t kMaxChunk = 256u << 10;
-// While from_host_large_xfer is full, the consumer polls at most this far apart.
-constexpr unsigned kMaxReplyBackoffUs = 1000;
+// While from_host_large_xfer is full, the consumer polls with a pause that doubles up to
+// kReplyBackoffUs, and stays there for kPatientPolls polls (about 64 ms: a guest that reads
+// its replies is served at once); after that it doubles on up to kIdleReplyBackoffUs, so a
+// guest that stopped reading costs the host about 10 wake-ups a second, not a thousand. A
+// NOTIFY_AVAILABLE ping ends a pause at once.
+constexpr unsigned kReplyBackoffUs = 1000;
+constexpr unsigned kPatientPolls = 64;
+constexpr unsigned kIdleReplyBackoffUs = 100'000;
 
 }  // namespace
 
@@ -337,13 +343,17 @@ Result<bool> AsgContext::step_reply() {
     }
     const uint32_t room = view_mask_ - used;  // a ring holds at most size - 1 bytes
     if (room == 0) {
-        // Full: poll with a growing pause (the guest does not ping when it reads); a stop
-        // request is seen between polls.
-        reply_backoff_us_ = std::clamp(reply_backoff_us_ * 2, 1u, kMaxReplyBackoffUs);
-        std::this_thread::sleep_for(std::chrono::microseconds(reply_backoff_us_));
+        // Full: poll with a growing pause (the reference guest does not ping when it reads);
+        // a ping or a stop request ends the pause.
+        const unsigned cap =
+            ++reply_full_polls_ <= kPatientPolls ? kReplyBackoffUs : kIdleReplyBackoffUs;
+        reply_backoff_us_ = std::clamp(reply_backoff_us_ * 2, 1u, cap);
+        (void)wait_for_work_until(std::chrono::steady_clock::now() +
+                                  std::chrono::microseconds(reply_backoff_us_));
         return true;
     }
     reply_backoff_us_ = 0;
+    reply_full_polls_ = 0;
     const size_t n = std::min<size_t>(room, reply_.size() - reply_sent_);
     GF_TRY(write_view(write_pos, std::span(reply_).subspan(reply_sent_, n)));
     GF_TRY(store(kFromHostLargeXfer + kWritePos, write_pos + static_cast<uint32_t>(n)));

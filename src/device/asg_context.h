@@ -100,6 +100,7 @@ class AsgContext final : public AsyncContext {
     std::vector<std::byte> reply_;  // not yet written to the guest, from reply_sent_ on
     size_t reply_sent_ = 0;
     unsigned reply_backoff_us_ = 0;
+    unsigned reply_full_polls_ = 0;  // since from_host_large_xfer was last not full
 };
 
 }  // namespace gf::device

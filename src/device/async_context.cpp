@@ -72,6 +72,17 @@ bool AsyncContext::wait_for_work() {
     return !stop_;
 }
 
+bool AsyncContext::wait_for_work_until(std::chrono::steady_clock::time_point deadline) {
+    MutexLock lock(handshake_);
+    while (!work_pending_ && !stop_) {
+        if (!changed_.wait_until(handshake_, deadline)) {
+            break;
+        }
+    }
+    work_pending_ = false;
+    return !stop_;
+}
+
 bool AsyncContext::stop_requested() {
     MutexLock lock(handshake_);
     return stop_;

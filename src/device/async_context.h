@@ -41,6 +41,10 @@ class AsyncContext : public Context {
     // On the thread: sleeps until wake() (true; several wakes may come as one) or a stop
     // request (false).
     bool wait_for_work() GF_EXCLUDES(handshake_);
+    // As wait_for_work(), but also returns (true) once `deadline` has passed; a wake() that
+    // came meanwhile is taken.
+    bool wait_for_work_until(std::chrono::steady_clock::time_point deadline)
+        GF_EXCLUDES(handshake_);
     // On the thread, between steps of a long job.
     bool stop_requested() GF_EXCLUDES(handshake_);
 

@@ -154,6 +154,38 @@ TEST(AsgContextTest, EchoesLargeTransfersInManySteps) {
     EXPECT_EQ(protocol_errors(guest), 0u);
 }
 
+// A guest that leaves the reply ring full for a while (the consumer backs off its polls to
+// 100 ms apart) still gets the rest of its reply when it reads again, and a ping ends the
+// consumer's pause at once.
+TEST(AsgContextTest, AReplyRingLeftFullIsServedWhenTheGuestReadsAgain) {
+    Guest guest;
+    AsgGuest a(guest);
+    a.connect();
+    const auto message = pattern((size_t{3} << 20) + 5, 77);  // three times the ring
+    ASSERT_TRUE(a.write_large(message));
+    // The ring fills and the guest looks away for long enough that the backoff has grown.
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (a.load(kFromHostLargeXfer + kWritePos) - a.load(kFromHostLargeXfer + kReadPos) <
+               a.view - 1 &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(a.load(kFromHostLargeXfer + kWritePos) - a.load(kFromHostLargeXfer + kReadPos),
+              a.view - 1)
+        << "the reply ring filled";
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(a.load(kState), uint32_t{Rendering}) << "polling the full ring, not asleep";
+    const auto first = a.read(a.view - 1);
+    ASSERT_TRUE(first);
+    a.notify();  // ends the pause: the rest follows without waiting out the backoff
+    const auto rest = a.read(message.size() - first->size());
+    ASSERT_TRUE(rest);
+    std::vector<std::byte> reply = *first;
+    reply.insert(reply.end(), rest->begin(), rest->end());
+    EXPECT_EQ(reply, message);
+    EXPECT_EQ(protocol_errors(guest), 0u);
+}
+
 TEST(AsgContextTest, ConfiguredBufferAndStep) {
     DeviceConfig config;
     config.asg_buffer_size = 48u << 10;  // not a power of two: the views use 32 KiB
