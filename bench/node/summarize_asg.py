@@ -60,6 +60,13 @@ def main():
     for label, r, target in rows:
         print(f"| {label} | {r:.3f} | {target} |")
     print()
+    print("| echo 64 B, single round trips (medians over repetitions) | p10 | p50 |")
+    print("|---|---|---|")
+    for key, label in (("EchoAwake", "consumer awake"), ("EchoAsleep", "consumer asleep")):
+        if key in m and "p50_us" in m[key]:
+            b = m[key]
+            print(f"| {label} | {fmt_time(b['p10_us'] * 1e3)} | {fmt_time(b['p50_us'] * 1e3)} |")
+    print()
     print("echo targets: awake median < 5 us with ~0 notifies per round trip; "
           "asleep 1 notify per round trip")
 
