@@ -212,10 +212,10 @@ bool AsgContext::consume_until_idle() {
             idle = 0;
             continue;
         }
-        if (++idle < kIdleRounds) {
-            for (unsigned i = 0; i < kYieldsPerRound; ++i) {
-                std::this_thread::yield();
-            }
+        // A look at the rings after every yield: a round of yields without one would add up
+        // to a round to the latency of the guest's next write.
+        if (++idle < kIdleRounds * kYieldsPerRound) {
+            std::this_thread::yield();
             continue;
         }
         if (!store(kState, NeedNotify)) {

@@ -13,7 +13,7 @@ Result<void> Bar1Access::read(uint64_t offset, std::span<std::byte> out) const {
         return fail(ESHUTDOWN);
     }
     const std::span<std::byte> shared = GF_TRY(memory_.backed_view_locked(offset, out.size()));
-    copy_from_shared(out, shared);
+    copy_from_shared_bulk(out, shared);
     return {};
 }
 
@@ -23,7 +23,7 @@ Result<void> Bar1Access::write(uint64_t offset, std::span<const std::byte> in) c
         return fail(ESHUTDOWN);
     }
     const std::span<std::byte> shared = GF_TRY(memory_.backed_view_locked(offset, in.size()));
-    copy_to_shared(shared, in);
+    copy_to_shared_bulk(shared, in);
     return {};
 }
 

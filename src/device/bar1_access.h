@@ -20,7 +20,8 @@ class Bar1Access {
 
     // Copies [offset, offset + out.size()) of BAR1 out, or in from `in`. EFAULT unless one
     // mapping backs all of it, ESHUTDOWN once revoked. The guest shares these pages, so the
-    // copies are made of atomic accesses and what comes out is untrusted.
+    // copies are made of atomic accesses, or of one opaque rep movsb when large
+    // (copy_from_shared_bulk), and what comes out is untrusted.
     Result<void> read(uint64_t offset, std::span<std::byte> out) const
         GF_EXCLUDES(memory_.layout_lock());
     Result<void> write(uint64_t offset, std::span<const std::byte> in) const
