@@ -166,7 +166,7 @@ void BM_Throughput(benchmark::State& state) {
     const uint64_t notifies_before = stream->stats().notifies;
     for (auto _ : state) {
         for (size_t i = 0; i < writes; ++i) {
-            if (auto done = stream->write(bytes, how); !done) {
+            if (auto done = stream->write(bytes.data(), bytes.size(), how); !done) {
                 skip_on(state, "write", done.error());
                 return;
             }
@@ -192,7 +192,7 @@ void BM_EchoAwake(benchmark::State& state) {
     const std::vector<std::byte> in = pattern(kEchoSize);
     std::vector<std::byte> out(kEchoSize);
     // The first round trip wakes the consumer; back to back it stays awake.
-    if (auto done = gf::client::asg_echo(*stream, in, out); !done) {
+    if (auto done = gf::client::asg_echo(*stream, in.data(), out.data(), in.size()); !done) {
         skip_on(state, "echo", done.error());
         return;
     }
@@ -200,7 +200,7 @@ void BM_EchoAwake(benchmark::State& state) {
     std::vector<double> trips_ns;
     for (auto _ : state) {
         const auto begin = std::chrono::steady_clock::now();
-        auto done = gf::client::asg_echo(*stream, in, out);
+        auto done = gf::client::asg_echo(*stream, in.data(), out.data(), in.size());
         trips_ns.push_back(
             std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - begin)
                 .count());
@@ -241,7 +241,7 @@ void BM_EchoAsleep(benchmark::State& state) {
         }
         const uint64_t before = stream->stats().notifies;
         const auto begin = std::chrono::steady_clock::now();
-        auto done = gf::client::asg_echo(*stream, in, out);
+        auto done = gf::client::asg_echo(*stream, in.data(), out.data(), in.size());
         const auto end = std::chrono::steady_clock::now();
         if (!done) {
             skip_on(state, "echo", done.error());
