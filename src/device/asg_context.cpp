@@ -185,6 +185,7 @@ bool AsgContext::consuming() {
 
 void AsgContext::run() {
     chunk_.resize(std::min(kMaxChunk, view_mask_ + 1));
+    type1_.resize(step_size_);
     while (wait_for_work()) {
         if (!consuming()) {
             continue;  // a notify before SET_VERSION
@@ -283,18 +284,21 @@ Result<bool> AsgContext::step_type1(uint32_t write_pos, uint32_t read_pos, uint3
         return true;
     }
     std::array<std::byte, kType1DescriptorSize> raw;
-    for (uint32_t i = 0; i < raw.size(); ++i) {  // the descriptor may wrap around buf[]
-        const uint64_t at = kBuf + ((read_pos + i) & (kBufSize - 1));
-        GF_TRY(bar1().read(ring_ + kToHost + at, std::span(raw).subspan(i, 1)));
+    // The descriptor may wrap around buf[]: then it is two reads.
+    const uint32_t start = read_pos & (kBufSize - 1);
+    const uint32_t first = std::min<uint32_t>(kType1DescriptorSize, kBufSize - start);
+    GF_TRY(bar1().read(ring_ + kToHost + kBuf + start, std::span(raw).first(first)));
+    if (first < raw.size()) {
+        GF_TRY(bar1().read(ring_ + kToHost + kBuf, std::span(raw).subspan(first)));
     }
     uint32_t offset;
     uint32_t size;
     std::memcpy(&offset, raw.data(), sizeof(offset));
     std::memcpy(&size, raw.data() + sizeof(offset), sizeof(size));
     const bool valid = size <= step_size_ && range_within(offset, size, buffer_size_);
-    std::vector<std::byte> bytes;
+    std::span<std::byte> bytes;
     if (valid && size != 0) {
-        bytes.resize(size);
+        bytes = std::span(type1_).first(size);  // type1_ holds a step
         GF_TRY(bar1().read(buffer_ + offset, bytes));
     }
     // Consumed: the guest may reuse the chunk once it sees this.

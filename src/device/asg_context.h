@@ -96,7 +96,8 @@ class AsgContext final : public AsyncContext {
 
     // The thread's own.
     std::unique_ptr<AsgSink> sink_;
-    std::vector<std::byte> chunk_;
+    std::vector<std::byte> chunk_;  // a large-transfer read
+    std::vector<std::byte> type1_;  // a type-1 chunk (one step)
     std::vector<std::byte> reply_;  // not yet written to the guest, from reply_sent_ on
     size_t reply_sent_ = 0;
     unsigned reply_backoff_us_ = 0;
