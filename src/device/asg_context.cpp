@@ -25,11 +25,12 @@ constexpr unsigned kIdleRounds = 8;
 constexpr unsigned kYieldsPerRound = 30;
 // The most a large-transfer read takes at once.
 constexpr uint32_t kMaxChunk = 256u << 10;
-// While from_host_large_xfer is full, the consumer polls with a pause that doubles up to
-// kReplyBackoffUs, and stays there for kPatientPolls polls (about 64 ms: a guest that reads
-// its replies is served at once); after that it doubles on up to kIdleReplyBackoffUs, so a
-// guest that stopped reading costs the host about 10 wake-ups a second, not a thousand. A
-// NOTIFY_AVAILABLE ping ends a pause at once.
+// While from_host_large_xfer is full, the consumer first polls between yields, as long as
+// its idle policy above (a guest reading a large reply drains the ring within that); then
+// with a pause that doubles up to kReplyBackoffUs, and stays there for kPatientPolls polls
+// (about 64 ms); after that it doubles on up to kIdleReplyBackoffUs, so a guest that stopped
+// reading costs the host about 10 wake-ups a second, not a thousand. A NOTIFY_AVAILABLE ping
+// ends a pause at once.
 constexpr unsigned kReplyBackoffUs = 1000;
 constexpr unsigned kPatientPolls = 64;
 constexpr unsigned kIdleReplyBackoffUs = 100'000;
@@ -349,8 +350,13 @@ Result<bool> AsgContext::step_reply() {
     if (room == 0) {
         // Full: poll with a growing pause (the reference guest does not ping when it reads);
         // a ping or a stop request ends the pause.
-        const unsigned cap =
-            ++reply_full_polls_ <= kPatientPolls ? kReplyBackoffUs : kIdleReplyBackoffUs;
+        if (++reply_full_polls_ <= kIdleRounds * kYieldsPerRound) {
+            std::this_thread::yield();
+            return true;
+        }
+        const unsigned cap = reply_full_polls_ <= kIdleRounds * kYieldsPerRound + kPatientPolls
+                                 ? kReplyBackoffUs
+                                 : kIdleReplyBackoffUs;
         reply_backoff_us_ = std::clamp(reply_backoff_us_ * 2, 1u, cap);
         (void)wait_for_work_until(std::chrono::steady_clock::now() +
                                   std::chrono::microseconds(reply_backoff_us_));
