@@ -257,16 +257,19 @@ Result<bool> AsgContext::reply_ready() {
 }
 
 Result<bool> AsgContext::step() {
-    const uint32_t mode = GF_TRY(load(kTransferMode));
+    // The mode is read after the position that shows data, never before: the guest sets the
+    // mode before it pushes, and changes it only once the host has drained that ring, so the
+    // mode read afterwards is the one the data was pushed under. Read before, it could be
+    // the previous transfer's, and good data would be dropped as a protocol error.
     const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
     const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
     if (write_pos != read_pos) {
-        return step_type1(write_pos, read_pos, mode);
+        return step_type1(write_pos, read_pos, GF_TRY(load(kTransferMode)));
     }
     const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
     const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
     if (large_write != large_read) {
-        return step_large(large_write, large_read, mode);
+        return step_large(large_write, large_read, GF_TRY(load(kTransferMode)));
     }
     if (GF_TRY(reply_ready())) {
         return step_reply();

@@ -154,6 +154,28 @@ TEST(AsgContextTest, EchoesLargeTransfersInManySteps) {
     EXPECT_EQ(protocol_errors(guest), 0u);
 }
 
+// A guest that switches between type 1 and mode 3 at every write, as AddressSpaceStream does
+// when small and large writes alternate: the consumer reads the mode after the position that
+// shows data, so it never pairs new data with the previous transfer's mode (which dropped
+// good data as a protocol error, and left the guest waiting for a reply).
+TEST(AsgContextTest, AlternatingTransferModesAreNeverMistakenForProtocolErrors) {
+    Guest guest;
+    AsgGuest a(guest);
+    a.connect();
+    uint32_t seed = 20;
+    for (int round = 0; round < 2000; ++round) {
+        const auto small = pattern(1 + round % 7, ++seed);
+        ASSERT_TRUE(a.write_small(small)) << round;
+        ASSERT_EQ(a.read(small.size()), small) << round;
+        const auto large = pattern(1 + round % 13, ++seed);
+        ASSERT_TRUE(a.write_large(large)) << round;
+        ASSERT_EQ(a.read(large.size()), large) << round;
+        ASSERT_EQ(protocol_errors(guest), 0u) << round;
+    }
+    EXPECT_EQ(a.close(), 0u);
+    expect_nothing_left(guest);
+}
+
 // A guest that leaves the reply ring full for a while (the consumer backs off its polls to
 // 100 ms apart) still gets the rest of its reply when it reads again, and a ping ends the
 // consumer's pause at once.

@@ -115,7 +115,9 @@ class AsgNodeTest : public ServedNodeTest {
         const std::vector<std::byte> in = pattern(size, seed);
         std::vector<std::byte> out(size);
         auto done = client::asg_echo(stream, in.data(), out.data(), size, how);
-        ASSERT_TRUE(done) << "size " << size << ": " << std::strerror(done.error().value());
+        ASSERT_TRUE(done) << "size " << size << ": " << std::strerror(done.error().value())
+                          << "; host state " << stream.host_state() << ", "
+                          << stream.stats().notifies << " notifies; " << node::to_json(status());
         ASSERT_TRUE(out == in) << "size " << size << " came back different";
     }
 };
