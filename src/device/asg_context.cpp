@@ -34,6 +34,12 @@ constexpr uint32_t kMaxChunk = 256u << 10;
 constexpr unsigned kReplyBackoffUs = 1000;
 constexpr unsigned kPatientPolls = 64;
 constexpr unsigned kIdleReplyBackoffUs = 100'000;
+// The most reply bytes a context holds for a guest that has not read them: past this the
+// consumer takes no input until the guest reads (as a renderer blocks on a full reply ring),
+// so a guest that writes and never reads cannot grow the host's memory. 64 MiB and one chunk
+// is what an echo of the largest transfer the tests make, written whole before it is read,
+// needs in mode 3, where replies wait until the transfer ends.
+constexpr size_t kMaxReplyBacklog = size_t{64} << 20;
 
 }  // namespace
 
@@ -241,11 +247,20 @@ bool AsgContext::consume_until_idle() {
 }
 
 Result<bool> AsgContext::has_input() {
-    const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
-    const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
-    const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
-    const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
-    return write_pos != read_pos || large_write != large_read || GF_TRY(reply_ready());
+    if (taking_input()) {
+        const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
+        const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
+        const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
+        const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
+        if (write_pos != read_pos || large_write != large_read) {
+            return true;
+        }
+    }
+    return reply_ready();
+}
+
+bool AsgContext::taking_input() const {
+    return reply_.size() - reply_sent_ < kMaxReplyBacklog;
 }
 
 Result<bool> AsgContext::reply_ready() {
@@ -261,15 +276,17 @@ Result<bool> AsgContext::step() {
     // mode before it pushes, and changes it only once the host has drained that ring, so the
     // mode read afterwards is the one the data was pushed under. Read before, it could be
     // the previous transfer's, and good data would be dropped as a protocol error.
-    const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
-    const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
-    if (write_pos != read_pos) {
-        return step_type1(write_pos, read_pos, GF_TRY(load(kTransferMode)));
-    }
-    const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
-    const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
-    if (large_write != large_read) {
-        return step_large(large_write, large_read, GF_TRY(load(kTransferMode)));
+    if (taking_input()) {
+        const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
+        const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
+        if (write_pos != read_pos) {
+            return step_type1(write_pos, read_pos, GF_TRY(load(kTransferMode)));
+        }
+        const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
+        const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
+        if (large_write != large_read) {
+            return step_large(large_write, large_read, GF_TRY(load(kTransferMode)));
+        }
     }
     if (GF_TRY(reply_ready())) {
         return step_reply();
@@ -361,8 +378,19 @@ Result<bool> AsgContext::step_reply() {
                                  ? kReplyBackoffUs
                                  : kIdleReplyBackoffUs;
         reply_backoff_us_ = std::clamp(reply_backoff_us_ * 2, 1u, cap);
+        // NEED_NOTIFY for the pause, so that a guest writing meanwhile pings (RENDERING would
+        // leave its data waiting up to a pause), with the same re-check as before a sleep.
+        GF_TRY(store(kState, NeedNotify));
+        if (taking_input() &&
+            (GF_TRY(load(kToHost + kWritePos)) != GF_TRY(load(kToHost + kReadPos)) ||
+             GF_TRY(load(kToHostLargeXfer + kWritePos)) !=
+                 GF_TRY(load(kToHostLargeXfer + kReadPos)))) {
+            GF_TRY(store(kState, Rendering));
+            return true;
+        }
         (void)wait_for_work_until(std::chrono::steady_clock::now() +
                                   std::chrono::microseconds(reply_backoff_us_));
+        GF_TRY(store(kState, Rendering));
         return true;
     }
     reply_backoff_us_ = 0;

@@ -64,6 +64,8 @@ class AsgContext final : public AsyncContext {
     Result<bool> has_input();
     // A reply is waiting and the guest is not in the middle of a transfer.
     Result<bool> reply_ready();
+    // Whether the consumer takes more input: not while kMaxReplyBacklog reply bytes wait.
+    bool taking_input() const;
     void deliver(std::span<const std::byte> bytes);
     // Copies `out.size()` bytes of the buffer's view starting at position `pos` (wrapping at
     // the view's end), or into it.

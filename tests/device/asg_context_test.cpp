@@ -176,6 +176,53 @@ TEST(AsgContextTest, AlternatingTransferModesAreNeverMistakenForProtocolErrors) 
     expect_nothing_left(guest);
 }
 
+// A guest that writes and never reads cannot grow the host's memory: once 64 MiB of replies
+// wait (mode 3 holds them until the transfer ends), the consumer takes no more input, as a
+// renderer blocked on a full reply ring does. The guest's writes then wait; its release stops
+// the consumer and frees everything.
+TEST(AsgContextTest, RepliesNeverReadStopTheConsumerTakingInputAtTheBacklogBound) {
+    Guest guest;
+    AsgGuest a(guest);
+    a.connect();
+    constexpr uint64_t kBound = (uint64_t{64} << 20) + (256u << 10);  // the backlog and a chunk
+    constexpr uint32_t kTotal = 80u << 20;
+    a.store(kTransferSize, kTotal);
+    a.store(kTransferMode, 3);
+    const auto chunk = pattern(a.buffer_size / 4, 77);
+    uint64_t written = 0;
+    uint64_t last_in = 0;
+    auto last_change = std::chrono::steady_clock::now();
+    const auto deadline = last_change + kPatience;
+    // Writes until the host has taken at least the bound and then nothing for 200 ms.
+    while (written < kTotal && std::chrono::steady_clock::now() < deadline) {
+        const uint32_t in_ring =
+            a.load(kToHostLargeXfer + kWritePos) - a.load(kToHostLargeXfer + kReadPos);
+        if (a.view - 1 - in_ring >= chunk.size()) {
+            ASSERT_TRUE(a.write_large_bytes(chunk));
+            written += chunk.size();
+            continue;
+        }
+        a.notify_if_needed();
+        std::this_thread::yield();
+        const uint64_t in = guest.device().stats().asg_bytes_in;
+        const auto now = std::chrono::steady_clock::now();
+        if (in != last_in) {
+            last_in = in;
+            last_change = now;
+        } else if (in >= (uint64_t{64} << 20) && now - last_change > 200ms) {
+            break;
+        }
+    }
+    const DeviceStats stats = guest.device().stats();
+    EXPECT_LT(written, kTotal) << "the guest wrote everything: the consumer never stopped";
+    EXPECT_GE(stats.asg_bytes_in, uint64_t{64} << 20);
+    EXPECT_LE(stats.asg_bytes_in, kBound);
+    EXPECT_EQ(stats.asg_bytes_out, 0u);  // no replies during a mode-3 transfer
+    EXPECT_EQ(protocol_errors(guest), 0u);
+    EXPECT_EQ(a.close(), 0u);
+    expect_nothing_left(guest);
+}
+
 // A guest that leaves the reply ring full for a while (the consumer backs off its polls to
 // 100 ms apart) still gets the rest of its reply when it reads again, and a ping ends the
 // consumer's pause at once.
@@ -196,7 +243,9 @@ TEST(AsgContextTest, AReplyRingLeftFullIsServedWhenTheGuestReadsAgain) {
               a.view - 1)
         << "the reply ring filled";
     std::this_thread::sleep_for(300ms);
-    EXPECT_EQ(a.load(kState), uint32_t{Rendering}) << "polling the full ring, not asleep";
+    // Between polls the consumer pauses with NEED_NOTIFY published: a guest that writes
+    // meanwhile pings rather than waiting out the pause.
+    EXPECT_EQ(a.load(kState), uint32_t{NeedNotify}) << "pausing between polls of the full ring";
     const auto first = a.read(a.view - 1);
     ASSERT_TRUE(first);
     a.notify();  // ends the pause: the rest follows without waiting out the backoff

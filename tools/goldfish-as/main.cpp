@@ -129,6 +129,17 @@ int asg_echo(const std::string& node, uint64_t size, uint64_t count, const std::
     return 0;
 }
 
+// A sink that replies (echo) stops taking input once 64 MiB of replies wait unread, and this
+// command reads none: its writes then time out.
+int throughput_failed(const char* what, const gf::Error& error) {
+    if (error.value() == ETIMEDOUT) {
+        std::fprintf(stderr,
+                     "goldfish-as: the host stopped taking input; a replying sink (echo) holds "
+                     "at most 64 MiB of unread replies: serve with --asg-sink discard\n");
+    }
+    return report(what, error);
+}
+
 // `asg throughput`: guest-to-host bytes in writes of one size, for the discard sink.
 int asg_throughput(const std::string& node, uint64_t write_size, uint64_t total,
                    const std::string& mode) {
@@ -141,11 +152,11 @@ int asg_throughput(const std::string& node, uint64_t write_size, uint64_t total,
     const auto start = std::chrono::steady_clock::now();
     for (uint64_t n = 0; n < writes; ++n) {
         if (auto done = stream->write(bytes.data(), bytes.size(), transfer_from(mode)); !done) {
-            return report("write", done.error());
+            return throughput_failed("write", done.error());
         }
     }
     if (auto done = stream->flush(); !done) {
-        return report("flush", done.error());
+        return throughput_failed("flush", done.error());
     }
     const double seconds = micros(std::chrono::steady_clock::now() - start) / 1e6;
     const double mib = static_cast<double>(writes * write_size) / (1 << 20);
