@@ -23,8 +23,6 @@ using namespace asg;
 // yields, before it publishes NEED_NOTIFY and sleeps until a ping.
 constexpr unsigned kIdleRounds = 8;
 constexpr unsigned kYieldsPerRound = 30;
-// The most a large-transfer read takes at once.
-constexpr uint32_t kMaxChunk = 256u << 10;
 // While from_host_large_xfer is full, the consumer first polls between yields, as long as
 // its idle policy above (a guest reading a large reply drains the ring within that); then
 // with a pause that doubles up to kReplyBackoffUs, and stays there for kPatientPolls polls
@@ -34,12 +32,6 @@ constexpr uint32_t kMaxChunk = 256u << 10;
 constexpr unsigned kReplyBackoffUs = 1000;
 constexpr unsigned kPatientPolls = 64;
 constexpr unsigned kIdleReplyBackoffUs = 100'000;
-// The most reply bytes a context holds for a guest that has not read them: past this the
-// consumer takes no input until the guest reads (as a renderer blocks on a full reply ring),
-// so a guest that writes and never reads cannot grow the host's memory. 64 MiB and one chunk
-// is what an echo of the largest transfer the tests make, written whole before it is read,
-// needs in mode 3, where replies wait until the transfer ends.
-constexpr size_t kMaxReplyBacklog = size_t{64} << 20;
 
 }  // namespace
 
@@ -247,16 +239,15 @@ bool AsgContext::consume_until_idle() {
 }
 
 Result<bool> AsgContext::has_input() {
-    if (taking_input()) {
-        const uint32_t write_pos = GF_TRY(load(kToHost + kWritePos));
-        const uint32_t read_pos = GF_TRY(load(kToHost + kReadPos));
-        const uint32_t large_write = GF_TRY(load(kToHostLargeXfer + kWritePos));
-        const uint32_t large_read = GF_TRY(load(kToHostLargeXfer + kReadPos));
-        if (write_pos != read_pos || large_write != large_read) {
-            return true;
-        }
+    return GF_TRY(input_pending()) || GF_TRY(reply_ready());
+}
+
+Result<bool> AsgContext::input_pending() {
+    if (!taking_input()) {
+        return false;
     }
-    return reply_ready();
+    return GF_TRY(load(kToHost + kWritePos)) != GF_TRY(load(kToHost + kReadPos)) ||
+           GF_TRY(load(kToHostLargeXfer + kWritePos)) != GF_TRY(load(kToHostLargeXfer + kReadPos));
 }
 
 bool AsgContext::taking_input() const {
@@ -381,10 +372,7 @@ Result<bool> AsgContext::step_reply() {
         // NEED_NOTIFY for the pause, so that a guest writing meanwhile pings (RENDERING would
         // leave its data waiting up to a pause), with the same re-check as before a sleep.
         GF_TRY(store(kState, NeedNotify));
-        if (taking_input() &&
-            (GF_TRY(load(kToHost + kWritePos)) != GF_TRY(load(kToHost + kReadPos)) ||
-             GF_TRY(load(kToHostLargeXfer + kWritePos)) !=
-                 GF_TRY(load(kToHostLargeXfer + kReadPos)))) {
+        if (GF_TRY(input_pending())) {
             GF_TRY(store(kState, Rendering));
             return true;
         }

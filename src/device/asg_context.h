@@ -30,6 +30,14 @@ using namespace hw::asg;
 
 class AsgContext final : public AsyncContext {
   public:
+    // The most reply bytes a context holds for a guest that has not read them: past this the
+    // consumer takes no input until the guest reads (as a renderer blocks on a full reply
+    // ring), so a guest that writes and never reads cannot grow the host's memory. It is what
+    // an echo of a 64 MiB mode-3 transfer needs: replies wait until the transfer ends.
+    static constexpr size_t kMaxReplyBacklog = size_t{64} << 20;
+    // The most a large-transfer read takes at once (so the backlog exceeds its bound by less).
+    static constexpr uint32_t kMaxChunk = 256u << 10;
+
     static Result<std::unique_ptr<Context>> create(const ContextParams& params);
 
     hw::ContextType type() const override { return hw::ContextType::Graphics; }
@@ -62,6 +70,8 @@ class AsgContext final : public AsyncContext {
     Result<bool> step_reply();
     // Whether any guest input is waiting (the re-check after publishing NEED_NOTIFY).
     Result<bool> has_input();
+    // Data in to_host or to_host_large_xfer that the consumer would take now.
+    Result<bool> input_pending();
     // A reply is waiting and the guest is not in the middle of a transfer.
     Result<bool> reply_ready();
     // Whether the consumer takes more input: not while kMaxReplyBacklog reply bytes wait.

@@ -184,7 +184,7 @@ TEST(AsgContextTest, RepliesNeverReadStopTheConsumerTakingInputAtTheBacklogBound
     Guest guest;
     AsgGuest a(guest);
     a.connect();
-    constexpr uint64_t kBound = (uint64_t{64} << 20) + (256u << 10);  // the backlog and a chunk
+    constexpr uint64_t kBound = AsgContext::kMaxReplyBacklog + AsgContext::kMaxChunk;
     constexpr uint32_t kTotal = 80u << 20;
     a.store(kTransferSize, kTotal);
     a.store(kTransferMode, 3);
@@ -209,13 +209,13 @@ TEST(AsgContextTest, RepliesNeverReadStopTheConsumerTakingInputAtTheBacklogBound
         if (in != last_in) {
             last_in = in;
             last_change = now;
-        } else if (in >= (uint64_t{64} << 20) && now - last_change > 200ms) {
+        } else if (in >= AsgContext::kMaxReplyBacklog && now - last_change > 200ms) {
             break;
         }
     }
     const DeviceStats stats = guest.device().stats();
     EXPECT_LT(written, kTotal) << "the guest wrote everything: the consumer never stopped";
-    EXPECT_GE(stats.asg_bytes_in, uint64_t{64} << 20);
+    EXPECT_GE(stats.asg_bytes_in, AsgContext::kMaxReplyBacklog);
     EXPECT_LE(stats.asg_bytes_in, kBound);
     EXPECT_EQ(stats.asg_bytes_out, 0u);  // no replies during a mode-3 transfer
     EXPECT_EQ(protocol_errors(guest), 0u);

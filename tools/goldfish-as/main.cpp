@@ -134,8 +134,8 @@ int asg_echo(const std::string& node, uint64_t size, uint64_t count, const std::
 int throughput_failed(const char* what, const gf::Error& error) {
     if (error.value() == ETIMEDOUT) {
         std::fprintf(stderr,
-                     "goldfish-as: the host stopped taking input; a replying sink (echo) holds "
-                     "at most 64 MiB of unread replies: serve with --asg-sink discard\n");
+                     "goldfish-as: a replying sink (echo) takes no input past 64 MiB of unread "
+                     "replies, and this command reads none: serve with --asg-sink discard\n");
     }
     return report(what, error);
 }
