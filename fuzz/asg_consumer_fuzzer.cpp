@@ -162,7 +162,7 @@ std::byte sentinel(size_t i, uint32_t seed) {
 class CheckingSink final : public AsgSink {
   public:
     explicit CheckingSink(std::unique_ptr<AsgSink> inner) : inner_(std::move(inner)) {}
-    void consume(std::span<const std::byte> in, std::vector<std::byte>& reply) override {
+    void consume(std::span<const std::byte> in, AsgReply& reply) override {
         for (std::byte b : in) {
             if ((static_cast<uint8_t>(b) & 0x80) != 0) {
                 violated("the sink was handed a byte from outside the context's buffer");

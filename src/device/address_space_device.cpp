@@ -328,6 +328,7 @@ void AddressSpaceDevice::reset_locked() {
     asg_protocol_errors_.store(0, std::memory_order_relaxed);
     asg_bytes_in_.store(0, std::memory_order_relaxed);
     asg_bytes_out_.store(0, std::memory_order_relaxed);
+    asg_reply_refused_.store(0, std::memory_order_relaxed);
     books_.clear();
     regs_.reset();
     refused_pings_ = 0;
@@ -357,6 +358,7 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.asg_protocol_errors = asg_protocol_errors_.load(std::memory_order_relaxed);
     stats.asg_bytes_in = asg_bytes_in_.load(std::memory_order_relaxed);
     stats.asg_bytes_out = asg_bytes_out_.load(std::memory_order_relaxed);
+    stats.asg_reply_refused = asg_reply_refused_.load(std::memory_order_relaxed);
     stats.refused_pings = refused_pings_;
     stats.stalled_contexts = stragglers_.size();
     stats.faults_fired = faults_.fired();

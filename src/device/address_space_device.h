@@ -171,6 +171,7 @@ class AddressSpaceDevice : private DeviceServices {
     std::atomic<uint64_t>& asg_protocol_errors() override { return asg_protocol_errors_; }
     std::atomic<uint64_t>& asg_bytes_in() override { return asg_bytes_in_; }
     std::atomic<uint64_t>& asg_bytes_out() override { return asg_bytes_out_; }
+    std::atomic<uint64_t>& asg_reply_refused() override { return asg_reply_refused_; }
     Bar1Memory& bar1_memory() override { return *bar1_; }
 
     const DeviceConfig config_;
@@ -190,6 +191,7 @@ class AddressSpaceDevice : private DeviceServices {
     std::atomic<uint64_t> asg_protocol_errors_{0};
     std::atomic<uint64_t> asg_bytes_in_{0};
     std::atomic<uint64_t> asg_bytes_out_{0};
+    std::atomic<uint64_t> asg_reply_refused_{0};
     // Ended by the register write under way; its caller finishes them after unlocking.
     EndedContexts ended_ GF_GUARDED_BY(device_mutex_);
     // Ended contexts whose threads overran context_stop_timeout: already without BAR1

@@ -79,6 +79,9 @@ class DeviceServices {
     // asg_bytes_out), counted the same way.
     virtual std::atomic<uint64_t>& asg_bytes_in() = 0;
     virtual std::atomic<uint64_t>& asg_bytes_out() = 0;
+    // Reply bytes a sink wrote that its context's reply queue could not take
+    // (DeviceStats::asg_reply_refused).
+    virtual std::atomic<uint64_t>& asg_reply_refused() = 0;
 
     // BAR1's memory, for a context's own thread (through a Bar1Access): it has its own lock
     // and needs no device lock.

@@ -23,6 +23,7 @@ struct DeviceStats {
     uint64_t asg_protocol_errors = 0;  // what ASG guests wrote that the consumers refused
     uint64_t asg_bytes_in = 0;         // bytes the ASG consumers handed to their sinks
     uint64_t asg_bytes_out = 0;        // reply bytes the ASG consumers wrote to guests
+    uint64_t asg_reply_refused = 0;    // reply bytes sinks wrote past their queue's room
     uint64_t refused_pings = 0;        // unknown handle, no ping page yet, or page not in RAM
     uint64_t stalled_contexts = 0;     // ended, but their threads overran context_stop_timeout
     uint64_t faults_fired = 0;         // injected faults that took effect (see inject())

@@ -31,7 +31,8 @@ std::optional<AsgStatus> asg_from_json(const nlohmann::json& j) {
         !unsigned_field(j, "write_step", a.write_step) || !unsigned_field(j, "blocks", a.blocks) ||
         !unsigned_field(j, "protocol_errors", a.protocol_errors) ||
         !unsigned_field(j, "bytes_in", a.bytes_in) ||
-        !unsigned_field(j, "bytes_out", a.bytes_out)) {
+        !unsigned_field(j, "bytes_out", a.bytes_out) ||
+        !unsigned_field(j, "reply_refused", a.reply_refused)) {
         return std::nullopt;
     }
     a.sink = sink->get<std::string>();
@@ -72,6 +73,7 @@ std::string to_json(const Status& s) {
             {"protocol_errors", s.asg->protocol_errors},
             {"bytes_in", s.asg->bytes_in},
             {"bytes_out", s.asg->bytes_out},
+            {"reply_refused", s.asg->reply_refused},
         };
     }
     return j.dump(2) + "\n";
@@ -153,6 +155,7 @@ std::string to_text(const Status& s) {
         line("ASG bytes",
              std::to_string(s.asg->bytes_in) + " in, " + std::to_string(s.asg->bytes_out) + " out");
         line("ASG protocol errors", std::to_string(s.asg->protocol_errors));
+        line("ASG reply bytes refused", std::to_string(s.asg->reply_refused));
     }
     return out;
 }

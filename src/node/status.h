@@ -22,6 +22,7 @@ struct AsgStatus {
     uint64_t protocol_errors = 0;  // guest input the consumers refused
     uint64_t bytes_in = 0;         // handed to sinks
     uint64_t bytes_out = 0;        // replies written to guests
+    uint64_t reply_refused = 0;    // reply bytes sinks wrote past their queue's room
     bool operator==(const AsgStatus&) const = default;
 };
 

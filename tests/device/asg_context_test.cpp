@@ -184,7 +184,7 @@ TEST(AsgContextTest, RepliesNeverReadStopTheConsumerTakingInputAtTheBacklogBound
     Guest guest;
     AsgGuest a(guest);
     a.connect();
-    constexpr uint64_t kBound = AsgContext::kMaxReplyBacklog + AsgContext::kMaxChunk;
+    constexpr uint64_t kBound = AsgConsumer::kReplyCapacity;  // exactly: input only with room
     constexpr uint32_t kTotal = 80u << 20;
     a.store(kTransferSize, kTotal);
     a.store(kTransferMode, 3);
@@ -209,13 +209,13 @@ TEST(AsgContextTest, RepliesNeverReadStopTheConsumerTakingInputAtTheBacklogBound
         if (in != last_in) {
             last_in = in;
             last_change = now;
-        } else if (in >= AsgContext::kMaxReplyBacklog && now - last_change > 200ms) {
+        } else if (in >= AsgConsumer::kReplyCapacity && now - last_change > 200ms) {
             break;
         }
     }
     const DeviceStats stats = guest.device().stats();
     EXPECT_LT(written, kTotal) << "the guest wrote everything: the consumer never stopped";
-    EXPECT_GE(stats.asg_bytes_in, AsgContext::kMaxReplyBacklog);
+    EXPECT_GE(stats.asg_bytes_in, AsgConsumer::kReplyCapacity);
     EXPECT_LE(stats.asg_bytes_in, kBound);
     EXPECT_EQ(stats.asg_bytes_out, 0u);  // no replies during a mode-3 transfer
     EXPECT_EQ(protocol_errors(guest), 0u);
@@ -293,9 +293,7 @@ TEST(AsgContextTest, DiscardSinkAndACustomFactory) {
     class Counting final : public AsgSink {
       public:
         explicit Counting(std::atomic<uint64_t>& n) : n_(n) {}
-        void consume(std::span<const std::byte> in, std::vector<std::byte>&) override {
-            n_ += in.size();
-        }
+        void consume(std::span<const std::byte> in, AsgReply&) override { n_ += in.size(); }
 
       private:
         std::atomic<uint64_t>& n_;
@@ -325,7 +323,8 @@ TEST(AsgContextTest, DiscardSinkAndACustomFactory) {
     EXPECT_EQ(b.load(kFromHostLargeXfer + kWritePos), 0u);  // nothing to say
 
     DiscardAsgSink sink;
-    std::vector<std::byte> reply;
+    std::atomic<uint64_t> refused{0};
+    AsgReplyQueue reply(100, refused);
     sink.consume(pattern(10, 1), reply);
     EXPECT_EQ(sink.bytes(), 10u);
     EXPECT_TRUE(reply.empty());

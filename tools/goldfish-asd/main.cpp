@@ -416,6 +416,7 @@ int serve(Options options) {
             s.asg->protocol_errors = h.asg_protocol_errors;
             s.asg->bytes_in = h.asg_bytes_in;
             s.asg->bytes_out = h.asg_bytes_out;
+            s.asg->reply_refused = h.asg_reply_refused;
         } else {
             // A real device shows the driver only its own side: one live handle
             // per open file, and the BAR1 bytes its files do not hold (host
