@@ -209,11 +209,12 @@ bool AsgContext::consume_until_idle() {
         if (*again == AsgConsumer::Outcome::kIdle && action.kind == AsgPacing::Action::kSleep) {
             return true;  // sleep until a ping
         }
-        if (*again != AsgConsumer::Outcome::kProgress) {
+        if (*again == AsgConsumer::Outcome::kProgress) {
+            (void)pacing.next(*again);  // back to looking after every yield
+        } else {
             // Owed something (or just idle again): a pause that a ping ends.
             (void)wait_for_work_until(std::chrono::steady_clock::now() + action.pause);
         }
-        (void)pacing.next(*again);
         if (!consumer.publish(Rendering)) {
             return false;
         }
