@@ -242,10 +242,11 @@ TEST(AsgContextTest, AReplyRingLeftFullIsServedWhenTheGuestReadsAgain) {
     ASSERT_EQ(a.load(kFromHostLargeXfer + kWritePos) - a.load(kFromHostLargeXfer + kReadPos),
               a.view - 1)
         << "the reply ring filled";
-    std::this_thread::sleep_for(300ms);
     // Between polls the consumer pauses with NEED_NOTIFY published: a guest that writes
     // meanwhile pings rather than waiting out the pause.
-    EXPECT_EQ(a.load(kState), uint32_t{NeedNotify}) << "pausing between polls of the full ring";
+    // (a.wait checks before it would ping, so it never pings the state it waits for away)
+    EXPECT_TRUE(a.wait([&] { return a.load(kState) == NeedNotify; }))
+        << "pausing between polls of the full ring";
     const auto first = a.read(a.view - 1);
     ASSERT_TRUE(first);
     a.notify();  // ends the pause: the rest follows without waiting out the backoff
