@@ -6,6 +6,7 @@
 // so a guest that writes with replies unread overwrites them (the protocol's limit).
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -70,6 +71,9 @@ TEST_F(AsgMemoryTest, RepliesReadLateKeepTheDaemonFlat) {
     }
     const auto after = rss_anon_bytes(daemon_->pid());
     ASSERT_TRUE(after);
+    std::printf("daemon RssAnon %llu -> %llu bytes over %llu bytes of traffic\n",
+                static_cast<unsigned long long>(*before), static_cast<unsigned long long>(*after),
+                static_cast<unsigned long long>(kTraffic - 8 * kLag));
     // The old reply buffer kept every byte until it drained: it grew by half the traffic.
     EXPECT_LT(*after, *before + (16u << 20))
         << "daemon RssAnon grew from " << *before << " to " << *after << " over "
