@@ -343,8 +343,12 @@ TEST(AsgHostileTest, GarbageScribbledOverRingAndBufferWhileTheConsumerRuns) {
             std::this_thread::yield();
         }
     });
-    const auto until = std::chrono::steady_clock::now() + 300ms;
-    while (std::chrono::steady_clock::now() < until) {
+    // 1,500 pings 200 us apart, and more until the garbage has drawn a protocol error
+    // (bounded): counted in pings, not in time, so a slow machine scribbles as much.
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    for (int pings = 0; pings < 1500 || (protocol_errors(guest) == 0 &&
+                                         std::chrono::steady_clock::now() < deadline);
+         ++pings) {
         a.notify();
         std::this_thread::sleep_for(200us);
     }

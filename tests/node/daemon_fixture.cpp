@@ -272,6 +272,17 @@ std::optional<node::Status> wait_for_status(const std::string& state_dir, const 
     }
 }
 
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (!done()) {
+        if (Clock::now() >= deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
 bool is_idle(const node::Status& s) {
     uint64_t contexts = 0;
     for (const auto& [type, count] : s.contexts) {

@@ -73,6 +73,10 @@ std::optional<node::Status> wait_for_status(const std::string& state_dir, const 
                                             const std::function<bool(const node::Status&)>& done,
                                             std::chrono::milliseconds limit);
 
+// Polls `done` every millisecond until it holds or `limit` passes; whether it held. How a
+// test waits for something to happen: never a sleep and then an assertion.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit);
+
 // True when nothing of a client is left: no open file, handle, block, claim or context.
 bool is_idle(const node::Status& s);
 

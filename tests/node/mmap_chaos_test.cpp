@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +20,7 @@
 
 #include "node/daemon_fixture.h"
 #include "node/node_lock.h"
+#include "node/shared_counters.h"
 
 namespace gf::testing {
 namespace {
@@ -33,6 +35,32 @@ constexpr int kSawForeignCanary = 10;
 constexpr int kStaleNotZero = 11;
 constexpr int kOwnDataWrong = 12;
 constexpr int kDaemonGone = 13;
+constexpr int kAllocateFailed = 20;
+constexpr int kMapFailed = 21;
+constexpr int kDeallocateFailed = 22;
+constexpr int kMapAnyFailed = 23;
+
+std::string exit_meaning(int code) {
+    switch (code) {
+        case kSawForeignCanary:
+            return "saw another client's canary";
+        case kStaleNotZero:
+            return "freed memory not zero";
+        case kOwnDataWrong:
+            return "its own data wrong";
+        case kDaemonGone:
+            return "the daemon went away";
+        case kAllocateFailed:
+            return "ALLOCATE_BLOCK failed";
+        case kMapFailed:
+            return "mmap of its block failed";
+        case kDeallocateFailed:
+            return "DEALLOCATE_BLOCK failed";
+        case kMapAnyFailed:
+            return "mmap of a BAR1 page failed";
+    }
+    return "exit code " + std::to_string(code);
+}
 
 struct Live {
     uint64_t offset;
@@ -46,7 +74,9 @@ bool foreign(uint64_t word, pid_t self) {
     return word != 0 && (word >> 32) != static_cast<uint64_t>(self);
 }
 
-[[noreturn]] void canary_client(const std::string& node, uint64_t seed) {
+// Runs until killed; stores in `calls` how many operations it has completed.
+[[noreturn]] void canary_client(const std::string& node, uint64_t seed, const SharedCounters& calls,
+                                size_t slot) {
     std::mt19937_64 rng(seed);
     const pid_t self = ::getpid();
     int fd = ::open(node.c_str(), O_RDWR | O_CLOEXEC);
@@ -60,12 +90,12 @@ bool foreign(uint64_t word, pid_t self) {
             goldfish_address_space_allocate_block b{};
             b.size = (1 + rng() % 8) * kPage;
             if (::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_ALLOCATE_BLOCK, &b) != 0) {
-                ::_exit(errno == ENOTCONN || errno == ENODEV ? kDaemonGone : 20);
+                ::_exit(errno == ENOTCONN || errno == ENODEV ? kDaemonGone : kAllocateFailed);
             }
             void* p = ::mmap(nullptr, b.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                              static_cast<off_t>(b.offset));
             if (p == MAP_FAILED) {
-                ::_exit(21);
+                ::_exit(kMapFailed);
             }
             Live l{b.offset, b.size, static_cast<uint64_t*>(p),
                    static_cast<uint64_t>(self) << 32 | seq};
@@ -89,7 +119,7 @@ bool foreign(uint64_t word, pid_t self) {
             live.erase(live.begin() + static_cast<long>(k));
             uint64_t offset = l.offset;
             if (::ioctl(fd, GOLDFISH_ADDRESS_SPACE_IOCTL_DEALLOCATE_BLOCK, &offset) != 0) {
-                ::_exit(errno == ENOTCONN || errno == ENODEV ? kDaemonGone : 22);
+                ::_exit(errno == ENOTCONN || errno == ENODEV ? kDaemonGone : kDeallocateFailed);
             }
             // Freed: the stale mapping shows zeros, whoever gets the range next.
             std::this_thread::yield();
@@ -104,7 +134,7 @@ bool foreign(uint64_t word, pid_t self) {
             const uint64_t offset = (rng() % (kBar1Size / kPage)) * kPage;
             void* p = ::mmap(nullptr, kPage, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
             if (p == MAP_FAILED) {
-                ::_exit(23);
+                ::_exit(kMapAnyFailed);
             }
             const auto* w = static_cast<const uint64_t*>(p);
             for (size_t i = 0; i < kPage / 8; ++i) {
@@ -114,6 +144,7 @@ bool foreign(uint64_t word, pid_t self) {
             }
             ::munmap(p, kPage);
         }
+        calls.store(slot, seq);
     }
 }
 
@@ -129,8 +160,10 @@ class MmapLoadTest : public ::testing::Test {
     }
     void TearDown() override {
         for (pid_t pid : clients_) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
+            if (pid > 0) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            }
         }
         if (daemon_) {
             EXPECT_EQ(daemon_->stop(SIGTERM, 20s), 0) << daemon_->output();
@@ -143,51 +176,99 @@ class MmapLoadTest : public ::testing::Test {
     std::vector<pid_t> clients_;
 };
 
+// 32 clients at once allocate, map, write and check canaries of their own; 40 times one of
+// them, picked at random, is killed at a random point of its work (after 8 to 64 operations:
+// blocks held and mapped, most likely mid-call) and replaced. Counted in operations, not in
+// time, so a slow machine runs the same test, only longer.
 TEST_F(MmapLoadTest, KilledCanaryClientsNeverSeeEachOthersMemory) {
-    constexpr int kClients = 32;
+    constexpr size_t kClients = 32;
+    constexpr int kKills = 40;
+    constexpr uint64_t kMinCalls = 8, kMaxCalls = 64;
+    // For a client to make a few dozen calls, with 31 others busy, on a loaded machine.
+    constexpr auto kProgressLimit = 60s;
+    SharedCounters calls;
+    ASSERT_TRUE(calls.ok());
     std::mt19937 rng(7);
     uint64_t seed = 1;
-    auto spawn = [&] {
+    clients_.assign(kClients, -1);
+    auto spawn = [&](size_t slot) {
+        calls.store(slot, 0);
         const uint64_t s = seed++;
         pid_t pid = ::fork();
         if (pid == 0) {
-            canary_client(node_, s);
+            canary_client(node_, s, calls, slot);
         }
-        clients_.push_back(pid);
+        clients_[slot] = pid;
     };
-    for (int i = 0; i < kClients; ++i) {
-        spawn();
+    // Clients only end by being killed: any exit is a violation (its code says which).
+    std::vector<std::string> failures;
+    auto record_exit = [&](size_t slot, int status) {
+        failures.push_back(
+            "client " + std::to_string(clients_[slot]) + " (slot " + std::to_string(slot) + ", " +
+            std::to_string(calls.load(slot)) + " calls) " +
+            (WIFEXITED(status) ? exit_meaning(WEXITSTATUS(status))
+                               : "died of signal " + std::to_string(WTERMSIG(status))));
+    };
+    auto exited = [&](size_t slot) {
+        int status = 0;
+        if (::waitpid(clients_[slot], &status, WNOHANG) != clients_[slot]) {
+            return false;
+        }
+        record_exit(slot, status);
+        spawn(slot);
+        return true;
+    };
+    for (size_t slot = 0; slot < kClients; ++slot) {
+        spawn(slot);
     }
     int killed = 0;
-    std::vector<int> failures;
-    const auto end = std::chrono::steady_clock::now() + 3s;
-    while (std::chrono::steady_clock::now() < end) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 20));
-        // Clients only end by being killed: any exit is a violation (its code says which).
-        for (size_t i = 0; i < clients_.size();) {
-            int status = 0;
-            if (::waitpid(clients_[i], &status, WNOHANG) == clients_[i]) {
-                failures.push_back(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
-                clients_.erase(clients_.begin() + static_cast<long>(i));
-                spawn();
-            } else {
-                ++i;
-            }
+    for (int round = 0; round < kKills; ++round) {
+        for (size_t slot = 0; slot < kClients; ++slot) {
+            exited(slot);
         }
-        const size_t k = rng() % clients_.size();
-        ::kill(clients_[k], SIGKILL);
-        ::waitpid(clients_[k], nullptr, 0);
-        clients_.erase(clients_.begin() + static_cast<long>(k));
-        ++killed;
-        spawn();
-    }
-    EXPECT_TRUE(failures.empty()) << "first client failure code " << failures.front();
-    EXPECT_GT(killed, 30);
-    for (pid_t pid : clients_) {
+        const size_t victim = rng() % kClients;
+        const uint64_t target = kMinCalls + rng() % (kMaxCalls - kMinCalls + 1);
+        const pid_t pid = clients_[victim];
+        bool died = false;
+        const bool worked =
+            eventually([&] { return calls.load(victim) >= target || (died = exited(victim)); },
+                       kProgressLimit);
+        if (died) {
+            continue;  // recorded: a failure, not a kill
+        }
+        ASSERT_TRUE(worked) << "client " << pid << " made " << calls.load(victim) << " of "
+                            << target << " calls in " << kProgressLimit.count() << " s";
         ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+            ++killed;
+        } else {
+            record_exit(victim, status);  // it had exited on its own just before
+        }
+        spawn(victim);
+    }
+    // The survivors too have done work, checked all along, before they go.
+    for (size_t slot = 0; slot < kClients; ++slot) {
+        bool died = false;
+        const bool worked = eventually(
+            [&] { return calls.load(slot) >= kMinCalls || (died = exited(slot)); }, kProgressLimit);
+        EXPECT_TRUE(worked || died)
+            << "client " << clients_[slot] << " made " << calls.load(slot) << " calls";
+    }
+    for (size_t slot = 0; slot < kClients; ++slot) {
+        ::kill(clients_[slot], SIGKILL);
+        int status = 0;
+        ::waitpid(clients_[slot], &status, 0);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+            record_exit(slot, status);
+        }
+        clients_[slot] = -1;
     }
     clients_.clear();
+    EXPECT_TRUE(failures.empty()) << failures.size()
+                                  << " client(s) failed; the first: " << failures.front();
+    EXPECT_EQ(killed, kKills);
     auto s = wait_for_status(state_, node_, is_idle, 30s);
     ASSERT_TRUE(s);
     EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);

@@ -23,6 +23,7 @@
 
 #include "node/daemon_fixture.h"
 #include "node/node_lock.h"
+#include "node/shared_counters.h"
 
 namespace gf::testing {
 namespace {
@@ -315,9 +316,10 @@ TEST_F(MmapTest, ClosedFileKeepsItsBlocksUntilTheLastMappingGoes) {
 }
 
 TEST_F(MmapTest, ClientKilledMidWriteWithLiveMappingsLeavesNothing) {
+    SharedCounters stores;
+    ASSERT_TRUE(stores.ok());
     for (int round = 0; round < 4; ++round) {
-        int ready[2];
-        ASSERT_EQ(::pipe(ready), 0);
+        stores.store(0, 0);
         pid_t child = ::fork();
         if (child == 0) {
             int fd = open_node();
@@ -329,18 +331,28 @@ TEST_F(MmapTest, ClientKilledMidWriteWithLiveMappingsLeavesNothing) {
                 }
                 maps.push_back(map(fd, b->offset, b->size));
             }
-            (void)::write(ready[1], "r", 1);
-            for (uint64_t i = 0;; ++i) {
+            for (uint64_t i = 1;; ++i) {
                 store(maps[i % maps.size()] + (i * 8) % kPage, i);
+                stores.store(0, i);
             }
         }
-        char c;
-        ASSERT_EQ(::read(ready[0], &c, 1), 1);
-        std::this_thread::sleep_for(20ms);
-        ::kill(child, SIGKILL);
-        ::waitpid(child, nullptr, 0);
-        ::close(ready[0]);
-        ::close(ready[1]);
+        // Killed once it has written into every block, a few rounds over, and is still writing.
+        const uint64_t target = 1000u << round;
+        int status = 0;
+        bool exited = false;
+        const bool writing = eventually(
+            [&] {
+                exited = ::waitpid(child, &status, WNOHANG) == child;
+                return exited || stores.load(0) >= target;
+            },
+            30s);
+        if (!exited) {
+            ::kill(child, SIGKILL);
+            ::waitpid(child, &status, 0);
+        }
+        ASSERT_TRUE(writing && stores.load(0) >= target)
+            << "the child made " << stores.load(0) << " stores; wait status " << status;
+        EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
     }
     auto s = wait_idle();
     ASSERT_TRUE(s);

@@ -311,24 +311,31 @@ TEST_F(NodeTest, SecondDaemonOnTheSamePathIsRefused) {
 }
 
 TEST_F(NodeTest, StopsCleanlyUnderLoadAndThePathCanBeServedAgain) {
+    constexpr int kClients = 4;
     std::atomic<bool> stop{false};
-    std::atomic<int> errors_seen{0};
+    std::atomic<int> errors_seen{0}, pinging{0}, not_opened{0};
     std::vector<std::thread> clients;
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kClients; ++i) {
         clients.emplace_back([&] {
             auto session = client::Session::open(node_);
             if (!session) {
+                ++not_opened;
                 return;
             }
-            while (!stop) {
+            for (int pings = 0; !stop; ++pings) {
                 if (!session->ping(5)) {  // ENODEV or ENOTCONN once the daemon goes
                     ++errors_seen;
                     return;
                 }
+                pinging += pings == 10;
             }
         });
     }
-    std::this_thread::sleep_for(100ms);
+    // Under load: every client has pinged ten times before the daemon is told to stop (not
+    // an ASSERT: the threads end only once the daemon has gone).
+    EXPECT_TRUE(eventually([&] { return pinging + not_opened == kClients; }, 30s) &&
+                not_opened == 0)
+        << pinging << " clients pinging, " << not_opened << " could not open the node";
     std::chrono::milliseconds took{};
     EXPECT_EQ(daemon_->stop(SIGTERM, 5s, &took), 0) << daemon_->output();
     EXPECT_LT(took, 2s);
@@ -336,7 +343,7 @@ TEST_F(NodeTest, StopsCleanlyUnderLoadAndThePathCanBeServedAgain) {
     for (std::thread& t : clients) {
         t.join();  // no client hangs: each got an errno
     }
-    EXPECT_EQ(errors_seen, 4);
+    EXPECT_EQ(errors_seen, kClients);
     struct stat st;
     EXPECT_NE(::stat(node_.c_str(), &st), 0) << "the node was not taken away";
 

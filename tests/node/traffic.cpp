@@ -1,5 +1,6 @@
 #include "node/traffic.h"
 
+#include <atomic>
 #include <cerrno>
 #include <random>
 #include <vector>
@@ -18,7 +19,7 @@ bool daemon_gone(const Error& e) {
 
 }  // namespace
 
-int random_traffic(const std::string& node, uint64_t seed, long ioctls) {
+int random_traffic(const std::string& node, uint64_t seed, long ioctls, uint64_t* calls_made) {
     auto session = client::Session::open(node);
     auto five = client::HostMemoryAllocator::open(node, false);
     auto six = client::HostMemoryAllocator::open(node, true);
@@ -112,6 +113,10 @@ int random_traffic(const std::string& node, uint64_t seed, long ioctls) {
         }
         if (rc != 0) {
             return rc;
+        }
+        if (calls_made != nullptr) {
+            std::atomic_ref<uint64_t>(*calls_made)
+                .store(static_cast<uint64_t>(i) + 1, std::memory_order_release);
         }
     }
     return 0;
