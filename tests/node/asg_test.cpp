@@ -26,6 +26,15 @@
 namespace gf::testing {
 namespace {
 
+// The reference guest spins without a ping while a large write waits for room; today's
+// goldfish-asd may sleep then (issue 21 item 1), so these tests re-ping it. Remove once the
+// host fixes of issue 21 items 1-2 land (the DISABLED_ tests below run the reference's way).
+client::AsgStreamOptions today_host_options() {
+    client::AsgStreamOptions options;
+    options.reping_while_full = std::chrono::milliseconds(1);
+    return options;
+}
+
 using namespace std::chrono_literals;
 using client::AsgStream;
 using client::AsgTransfer;
@@ -106,7 +115,7 @@ class AsgNodeTest : public ServedNodeTest {
         EXPECT_EQ(s->asg->protocol_errors, 0u);
     }
     AsgStream open_stream() {
-        auto stream = AsgStream::open(node_);
+        auto stream = AsgStream::open(node_, today_host_options());
         EXPECT_TRUE(stream) << std::strerror(stream.error().value());
         return std::move(stream.value());
     }
@@ -213,7 +222,7 @@ TEST_F(AsgNodeTest, ManyStreamsInManyProcessesAtOnceAndStatusCountsThem) {
         if (pid == 0) {
             std::vector<AsgStream> streams;
             for (int i = 0; i < kStreamsEach; ++i) {
-                auto s = AsgStream::open(node_);
+                auto s = AsgStream::open(node_, today_host_options());
                 if (!s) {
                     ::_exit(10);
                 }
@@ -272,7 +281,7 @@ pid_t spawn_streamer(const std::string& node, const Signal& started, AsgTransfer
     if (pid != 0) {
         return pid;
     }
-    auto stream = AsgStream::open(node);
+    auto stream = AsgStream::open(node, today_host_options());
     if (!stream) {
         ::_exit(10);
     }
