@@ -411,11 +411,11 @@ TEST(AsgContextTest, HostileValuesAreCountedAndRefused) {
 
     // Garbage everywhere in the ring storage while the consumer runs, then a sane stream.
     std::vector<std::byte> garbage = pattern(kRingStorageSize, 77);
-    auto ring = guest.device().host_memory(kBar1Base + a.ring_offset, kRingStorageSize).value();
+    const std::span<std::byte> ring = a.ring();
     for (int i = 0; i < 20; ++i) {
         copy_to_shared(ring, garbage);
         a.notify();
-        std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(1ms);  // the consumer's chance to chew on this garbage
         testing::fill_pattern(garbage, 78 + i);
     }
     EXPECT_GT(protocol_errors(guest), expected);
