@@ -282,6 +282,23 @@ TEST(AsgStreamTest, WriteFullyPingsOnceWhilePushingThenSpins) {
     (void)stream->close_abruptly();
 }
 
+// reping_while_full (not the reference's way, off by default) serves that same host: the
+// spin pings it again, so the transfer completes.
+TEST(AsgStreamTest, RepingWhileFullServesAHostThatWorksOnlyWhenPinged) {
+    FakeHost host;
+    host.on_notify = [&] { host.consume_all(); };
+    AsgStreamOptions options = short_patience();
+    options.reping_while_full = 1ms;
+    auto stream = connect(host, options);
+    ASSERT_TRUE(stream);
+    const std::vector<std::byte> bytes(3 * kBuffer + 5, std::byte{3});
+    auto written = stream->write_fully(bytes.data(), bytes.size());
+    ASSERT_TRUE(written) << std::strerror(written.error().value());
+    EXPECT_GT(host.notifies, 2u);
+    EXPECT_EQ(host.load(kTransferMode), kModeDescriptors);
+    ASSERT_TRUE(stream->close());
+}
+
 // With a host that drains on its own (a thread, never waking: state stays NEED_NOTIFY),
 // writeFully's pushes ping once, then it pings at the end and while it waits for the drain
 // (ensureType3Finished), and sets transfer_mode back to 1 only once the ring is empty.
