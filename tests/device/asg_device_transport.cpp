@@ -13,13 +13,15 @@ namespace gf::device::testing {
 Result<std::unique_ptr<DeviceAsgTransport>> DeviceAsgTransport::open(AddressSpaceDevice& device,
                                                                      RamGuestMemory& ram,
                                                                      uint64_t ping_gpa,
-                                                                     uint64_t bar1_base) {
+                                                                     uint64_t bar1_base,
+                                                                     uint32_t* destroy_status) {
     device.write32(Reg::COMMAND, static_cast<uint32_t>(Command::GEN_HANDLE));
     if (device.read32(Reg::STATUS) != 0) {
         return fail(ENOMEM);
     }
     const uint32_t handle = device.read32(Reg::HANDLE);
-    auto transport = std::make_unique<DeviceAsgTransport>(device, ram, handle, ping_gpa, bar1_base);
+    auto transport = std::make_unique<DeviceAsgTransport>(device, ram, handle, ping_gpa, bar1_base,
+                                                          destroy_status);
     device.write32(Reg::PING_INFO_ADDR_LOW, static_cast<uint32_t>(ping_gpa));
     device.write32(Reg::PING_INFO_ADDR_HIGH, static_cast<uint32_t>(ping_gpa >> 32));
     if (transport->command_register(Command::TELL_PING_INFO_ADDR) != 0) {

@@ -17,10 +17,11 @@ namespace gf::device::testing {
 class DeviceAsgTransport final : public client::AsgTransport {
   public:
     // A handle of its own: GEN_HANDLE, and TELL_PING_INFO_ADDR with its ping page at
-    // ping_gpa (a 40-byte page in `ram` that nothing else uses).
+    // ping_gpa (a 40-byte page in `ram` that nothing else uses); destroy_status as below.
     static Result<std::unique_ptr<DeviceAsgTransport>> open(AddressSpaceDevice& device,
                                                             RamGuestMemory& ram, uint64_t ping_gpa,
-                                                            uint64_t bar1_base);
+                                                            uint64_t bar1_base,
+                                                            uint32_t* destroy_status = nullptr);
     // A handle the caller made (its ping page told already); close() destroys it and, if
     // `destroy_status` is given, stores DESTROY_HANDLE's status there (the stream that owns
     // this transport may be gone by the time a test looks).
