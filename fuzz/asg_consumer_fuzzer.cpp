@@ -1,13 +1,14 @@
 // libFuzzer harness: the ASG consumer (device/asg_context.h) against a hostile guest. Each
 // input builds a device with a 64 KiB buffer and a 16 KiB step, a guest block, and two ASG
-// contexts made through the registers as a client makes them (create ping, GET_RING,
-// GET_BUFFER, ring init, SET_VERSION). The second context, the guest block (backed by a type-5
-// context) and the free bottom of the ring block (right above the first buffer) are filled
-// with sentinel bytes, all >= 0x80. The input is then a program of operations on the first
-// context's shared memory (format below, seeds in fuzz/corpus/asg_consumer/, made by
-// fuzz/make_asg_corpus.py) while its consumer runs on its own thread. Every byte the harness
-// puts into that buffer is below 0x80, so a sink (wrapped in a check) that sees a byte >= 0x80
-// was handed memory from outside the context.
+// contexts made through the registers by the project's one guest (client::AsgStream over the
+// in-process transport of tests/device/asg_device_transport.h: create ping, GET_RING,
+// GET_BUFFER, claims, maps, asg_context_create, SET_VERSION, mode 1). The second context, the
+// guest block (backed by a type-5 context) and the free bottom of the ring block (right above
+// the first buffer) are filled with sentinel bytes, all >= 0x80. The input is then a program
+// of operations on the first context's shared memory (format below, seeds in
+// fuzz/corpus/asg_consumer/, made by fuzz/make_asg_corpus.py) while its consumer runs on its
+// own thread. Every byte the harness puts into that buffer is below 0x80, so a sink (wrapped
+// in a check) that sees a byte >= 0x80 was handed memory from outside the context.
 //
 // After the program: the guest goes quiet (reading replies, as a client would), and the
 // consumer must publish NEED_NOTIFY within a bound (it never spins on a quiet guest); a valid
@@ -26,13 +27,16 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
 
 #include "base/shared_memory.h"
+#include "client/asg_stream.h"
 #include "device/address_space_device.h"
 #include "device/asg_context.h"
+#include "device/asg_device_transport.h"
 #include "device/asg_sink.h"
 #include "device/guest_memory.h"
 #include "device/ping_info.h"
@@ -175,7 +179,7 @@ class CheckingSink final : public AsgSink {
     std::unique_ptr<AsgSink> inner_;
 };
 
-// What a client of the device sees: its registers, one handle and its ping page.
+// The type-5 context behind the guest block: its registers, one handle and its ping page.
 class Client {
   public:
     Client(AddressSpaceDevice& device, RamGuestMemory& ram, uint64_t ping_gpa)
@@ -224,12 +228,19 @@ class Client {
     uint32_t handle_ = 0;
 };
 
-// One ASG context as the guest maps it.
+// One ASG context: the guest's stream, and its memory as the stream mapped it, which the
+// program then plays with.
 struct Stream {
-    std::unique_ptr<Client> client;
+    std::optional<gf::client::AsgStream> stream;
+    gf::client::AsgTransport* transport = nullptr;  // the stream's
+    uint32_t destroy_status = ~0u;                  // DESTROY_HANDLE's, once closed
     std::span<std::byte> ring;
     std::span<std::byte> buffer;
     uint64_t ring_offset = 0;
+
+    void ping(uint64_t command, uint64_t size = 0) const {
+        (void)transport->command(command, size);
+    }
 
     uint32_t load(uint64_t at) const {
         // The ring storage is mapped, page-aligned memory: its words are u32 objects.
@@ -372,31 +383,30 @@ class World {
     }
 
     bool connect(Stream& s, uint64_t ping_gpa) {
-        s.client = std::make_unique<Client>(*device_, *ram_, ping_gpa);
-        if (s.client->ping(0).metadata != kPingOk) {  // the create ping: type 0
+        // The stream owns the transport; DESTROY_HANDLE's status is kept outside it.
+        auto transport = gf::device::testing::DeviceAsgTransport::open(
+            *device_, *ram_, ping_gpa, kBar1Base, &s.destroy_status);
+        if (!transport) {
+            violated("GEN_HANDLE or TELL_PING_INFO_ADDR failed on a fresh device");
+        }
+        s.transport = transport->get();
+        auto stream = gf::client::AsgStream::connect(std::move(*transport));
+        if (!stream) {
             return false;
         }
-        const PingInfo ring = s.client->ping(GetRing);
-        const PingInfo buffer = s.client->ping(GetBuffer);
-        if (ring.size != kRingStorageSize || buffer.size != kBufferSize) {
-            violated("GET_RING or GET_BUFFER answered a wrong size");
+        s.stream.emplace(std::move(*stream));
+        if (s.stream->buffer_size() != kBufferSize || s.stream->write_step() != kStep ||
+            s.stream->version() != 1) {
+            violated("the stream connected with a wrong config or version");
         }
-        s.ring_offset = ring.metadata;
-        s.ring = host_memory(ring.metadata, kRingStorageSize);
-        s.buffer = host_memory(buffer.metadata, kBufferSize);
-        // asg_context_create: the headers' positions and the state back to 0 (the state to a
-        // value the host never writes, so that NEED_NOTIFY below is the consumer's).
-        for (uint64_t header : {kToHost, kToHostLargeXfer, kFromHostLargeXfer}) {
-            s.store(header + kWritePos, 0);
-            s.store(header + kReadPos, 0);
-        }
+        s.ring_offset = s.stream->ring_offset();
+        s.ring = {s.stream->ring_memory(), kRingStorageSize};
+        s.buffer = {s.stream->buffer_memory(), kBufferSize};
+        // The guest's ring init wrote state 0 (NEED_NOTIFY) before SET_VERSION: a value the
+        // host never writes instead, and a ping, so that NEED_NOTIFY seen later is the
+        // consumer's, published after it woke.
         s.store(kState, 0xFFFF'FFFF);
-        if (s.client->ping(SetVersion, 1).size != 1) {
-            violated("SET_VERSION answered a wrong version");
-        }
-        s.store(kTransferMode, 1);
-        s.store(kHostConsumedPos, 0);
-        s.store(kGuestWritePos, 0);
+        s.ping(NotifyAvailable);
         return true;
     }
 
@@ -418,7 +428,11 @@ class World {
     }
 
     void destroy(Stream& s) {
-        if (s.client->destroy() != 0) {
+        // A killed guest's teardown: no drain (the program may have left anything in the
+        // rings); DESTROY_HANDLE last.
+        (void)s.stream->close_abruptly();
+        s.stream.reset();
+        if (s.destroy_status != 0) {
             violated("DESTROY_HANDLE failed");
         }
         if (device_->stats().stalled_contexts != 0) {
@@ -440,7 +454,7 @@ class World {
     void notify_if_needed() {
         const uint32_t state = a_.load(kState);
         if (state != CanConsume && state != Rendering) {
-            a_.client->ping(NotifyAvailable);
+            a_.ping(NotifyAvailable);
         }
     }
 
@@ -560,7 +574,7 @@ class World {
                 break;
             }
             case kNotify:
-                a_.client->ping(NotifyAvailable);
+                a_.ping(NotifyAvailable);
                 break;
             case kWaitIdle: {
                 if (waited_ >= kWaitBudget) {
@@ -578,7 +592,7 @@ class World {
             case kPing: {
                 const uint8_t command = in.u8() % 8;
                 const uint8_t size = in.u8();
-                a_.client->ping(command, size);
+                a_.ping(command, size);
                 break;
             }
             case kPause:
@@ -593,7 +607,7 @@ class World {
                     x ^= x << 5;
                     a_.store((x % kRingStorageSize) & ~uint32_t{3}, x * 2654435761u);
                 }
-                a_.client->ping(NotifyAvailable);
+                a_.ping(NotifyAvailable);
                 break;
             }
             case kDestroy:
@@ -607,7 +621,7 @@ class World {
     // well-formed descriptor must be consumed.
     void quiesce_and_recover() {
         a_.store(kState, 0xFFFF'FFFF);  // not a host state: NEED_NOTIFY is the consumer's
-        a_.client->ping(NotifyAvailable);
+        a_.ping(NotifyAvailable);
         const auto deadline = Clock::now() + kPatience;
         while (a_.load(kState) != NeedNotify) {
             if (Clock::now() > deadline) {

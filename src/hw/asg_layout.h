@@ -18,9 +18,12 @@ inline constexpr uint64_t kHostVersion = 0;
 inline constexpr uint64_t kGuestVersion = 4;
 inline constexpr uint64_t kWritePos = 8;
 inline constexpr uint64_t kReadPos = 64;
+inline constexpr uint64_t kReadLiveCount = 68;  // diagnostics, zeroed by ring_buffer_init
+inline constexpr uint64_t kReadYieldCount = 72;
+inline constexpr uint64_t kReadSleepUsCount = 76;
 inline constexpr uint64_t kBuf = 128;
 inline constexpr uint32_t kBufSize = 2048;  // to_host's own buf[]
-inline constexpr uint64_t kState = 2176;    // to_host only: the host state
+inline constexpr uint64_t kState = 2176;    // to_host's: the host state (every header has one)
 // The config (struct asg_ring_config), in to_host.
 inline constexpr uint64_t kBufferSize = 2180;
 inline constexpr uint64_t kFlushInterval = 2184;

@@ -232,20 +232,17 @@ TEST(AsgContextTest, AReplyRingLeftFullIsServedWhenTheGuestReadsAgain) {
     a.connect();
     const auto message = pattern((size_t{3} << 20) + 5, 77);  // three times the ring
     ASSERT_TRUE(a.write_large(message));
-    // The ring fills and the guest looks away for long enough that the backoff has grown.
-    const auto deadline = std::chrono::steady_clock::now() + kPatience;
-    while (a.load(kFromHostLargeXfer + kWritePos) - a.load(kFromHostLargeXfer + kReadPos) <
-               a.view - 1 &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(1ms);
-    }
+    // The ring fills, and the guest looks away until the consumer pauses between its polls.
+    testing::wait_until([&] {
+        return a.load(kFromHostLargeXfer + kWritePos) - a.load(kFromHostLargeXfer + kReadPos) ==
+               a.view - 1;
+    });
     ASSERT_EQ(a.load(kFromHostLargeXfer + kWritePos) - a.load(kFromHostLargeXfer + kReadPos),
               a.view - 1)
         << "the reply ring filled";
     // Between polls the consumer pauses with NEED_NOTIFY published: a guest that writes
     // meanwhile pings rather than waiting out the pause.
-    // (a.wait checks before it would ping, so it never pings the state it waits for away)
-    EXPECT_TRUE(a.wait([&] { return a.load(kState) == NeedNotify; }))
+    EXPECT_TRUE(testing::wait_until([&] { return a.load(kState) == NeedNotify; }))
         << "pausing between polls of the full ring";
     const auto first = a.read(a.view - 1);
     ASSERT_TRUE(first);
@@ -307,10 +304,7 @@ TEST(AsgContextTest, DiscardSinkAndACustomFactory) {
     ASSERT_TRUE(a.write_small(pattern(5000, 1)));
     ASSERT_TRUE(a.write_large(pattern(2u << 20, 2)));
     // The ring is drained before the sink has seen the last chunk: wait for it.
-    const auto deadline = std::chrono::steady_clock::now() + kPatience;
-    while (counted.load() < 5000u + (2u << 20) && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(1ms);
-    }
+    testing::wait_until([&] { return counted.load() >= 5000u + (2u << 20); });
     EXPECT_EQ(counted.load(), 5000u + (2u << 20));
 
     DeviceConfig discard;
@@ -320,7 +314,9 @@ TEST(AsgContextTest, DiscardSinkAndACustomFactory) {
     b.connect();
     ASSERT_TRUE(b.write_large(pattern(100'000, 3)));
     ASSERT_TRUE(b.write_small(pattern(100, 4)));
-    std::this_thread::sleep_for(20ms);
+    // Once the sink has had every byte, it has had its chance to answer.
+    EXPECT_TRUE(
+        testing::wait_until([&] { return quiet.device().stats().asg_bytes_in == 100'100u; }));
     EXPECT_EQ(b.load(kFromHostLargeXfer + kWritePos), 0u);  // nothing to say
 
     DiscardAsgSink sink;
@@ -411,11 +407,11 @@ TEST(AsgContextTest, HostileValuesAreCountedAndRefused) {
 
     // Garbage everywhere in the ring storage while the consumer runs, then a sane stream.
     std::vector<std::byte> garbage = pattern(kRingStorageSize, 77);
-    auto ring = guest.device().host_memory(kBar1Base + a.ring_offset, kRingStorageSize).value();
+    const std::span<std::byte> ring = a.ring();
     for (int i = 0; i < 20; ++i) {
         copy_to_shared(ring, garbage);
         a.notify();
-        std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(1ms);  // the consumer's chance to chew on this garbage
         testing::fill_pattern(garbage, 78 + i);
     }
     EXPECT_GT(protocol_errors(guest), expected);
@@ -444,7 +440,13 @@ TEST(AsgContextTest, DestroyHandleStopsABusyConsumerWithinTheBoundAndFreesItsMem
     AsgGuest stuck(guest);
     stuck.connect();
     ASSERT_TRUE(stuck.write_large(pattern(3u << 20, 2)));  // 3 MiB echo, never read
-    std::this_thread::sleep_for(20ms);
+    // Both busy: one waiting for bytes the guest promised, one on a full reply ring.
+    EXPECT_TRUE(testing::wait_until([&] {
+        return half.large_empty() && stuck.load(kFromHostLargeXfer + kWritePos) -
+                                             stuck.load(kFromHostLargeXfer + kReadPos) ==
+                                         stuck.view - 1;
+    }));
+    EXPECT_NE(half.load(kTransferSize), 0u);
 
     EXPECT_EQ(half.close(), 0u);
     EXPECT_EQ(stuck.close(), 0u);
@@ -459,8 +461,13 @@ TEST(AsgContextTest, ResetStopsConsumersWithinTheBoundAndFreesTheirMemory) {
     busy.connect();
     ASSERT_TRUE(busy.write_large(pattern(2u << 20, 1)));  // reply never read
     AsgGuest idle(guest);
-    idle.connect();
-    std::this_thread::sleep_for(20ms);
+    idle.connect();  // its consumer runs from SET_VERSION on
+    // The busy one is blocked on its full reply ring.
+    EXPECT_TRUE(testing::wait_until([&] {
+        return busy.load(kFromHostLargeXfer + kWritePos) -
+                   busy.load(kFromHostLargeXfer + kReadPos) ==
+               busy.view - 1;
+    }));
     guest.device().reset();
     EXPECT_EQ(guest.device().stats().stalled_contexts, 0u);
     expect_nothing_left(guest);

@@ -1,7 +1,6 @@
 // The guest's side of an ASG stream for the device tests (asg_context_test, asg_hostile_test,
-// asg_stats_test):
-// what gfxstream's AddressSpaceStream does through the registers and the shared memory, plus
-// the checks those tests share.
+// asg_stats_test): client::AsgStream over the device's registers, raw access for the hostile
+// parts, and the checks those tests share.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,13 +9,16 @@
 #include <bit>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <thread>
 #include <vector>
 
 #include "base/shared_memory.h"
+#include "client/asg_stream.h"
 #include "device/asg_context.h"
+#include "device/asg_device_transport.h"
 #include "device/device_test_support.h"
 
 namespace gf::device::testing {
@@ -33,51 +35,60 @@ inline std::vector<std::byte> pattern(size_t n, uint32_t seed) {
     return bytes;
 }
 
-// The guest's side of one ASG stream, like gfxstream's AddressSpaceStream.
+// One ASG stream of a test guest: the project's one guest (client::AsgStream, modelled on
+// gfxstream's AddressSpaceStream) over the device's registers (DeviceAsgTransport), plus the
+// raw access the hostile tests need to play a misbehaving guest beside it. Everything a
+// well-behaved guest does goes through the stream.
 class AsgGuest {
   public:
-    explicit AsgGuest(Guest& guest) : guest_(guest), handle_(guest.open()) {}
-
-    // Create ping through SET_VERSION and transfer mode 1 (spec §2.1 steps 2-9).
-    void connect() {
-        ASSERT_EQ(guest_.create(handle_, 0), kPingOk);
-        const PingInfo ring = guest_.ping_command(handle_, GetRing);
-        ASSERT_EQ(ring.size, kRingStorageSize);
-        ring_offset = ring.metadata;
-        const PingInfo buffer = guest_.ping_command(handle_, GetBuffer);
-        buffer_offset = buffer.metadata;
-        buffer_size = static_cast<uint32_t>(buffer.size);
-        ring_ = guest_.device().host_memory(kBar1Base + ring_offset, kRingStorageSize).value();
-        buffer_ = guest_.device().host_memory(kBar1Base + buffer_offset, buffer_size).value();
-        // asg_context_create: every header's positions and state back to 0.
-        for (uint64_t header : {kToHost, kToHostLargeXfer, kFromHostLargeXfer}) {
-            store(header + kWritePos, 0);
-            store(header + kReadPos, 0);
+    explicit AsgGuest(Guest& guest, client::AsgStreamOptions options = {})
+        : guest_(guest), handle_(guest.open()), options_(std::move(options)) {}
+    AsgGuest(const AsgGuest&) = delete;
+    AsgGuest& operator=(const AsgGuest&) = delete;
+    // A stream still open goes as a killed guest's would: its handle is destroyed without a
+    // drain (a hostile test may have left the rings in any state).
+    ~AsgGuest() {
+        if (stream_) {
+            (void)stream_->close_abruptly();
         }
-        store(kState, 0);
-        ASSERT_EQ(guest_.ping_command(handle_, SetVersion, 0, 1).size, 1u);
-        store(kTransferMode, 1);
-        store(kHostConsumedPos, 0);
-        store(kGuestWritePos, 0);
-        ASSERT_EQ(load(kBufferSize), buffer_size);
-        step = load(kFlushInterval);
-        view = std::bit_floor(buffer_size);
     }
 
+    // The reference's connect (spec §2.1 steps 2-9) through the stream.
+    void connect() {
+        auto transport =
+            std::make_unique<DeviceAsgTransport>(guest_.device(), guest_.ram(), handle_.id,
+                                                 handle_.ping_gpa, kBar1Base, &destroy_status_);
+        transport_ = transport.get();
+        auto stream = client::AsgStream::connect(std::move(transport), options_);
+        ASSERT_TRUE(stream) << std::strerror(stream.error().value());
+        stream_.emplace(std::move(*stream));
+        ring_offset = stream_->ring_offset();
+        buffer_offset = stream_->buffer_offset();
+        buffer_size = stream_->buffer_size();
+        step = stream_->write_step();
+        view = stream_->view_size();
+        ring_ = {stream_->ring_memory(), kRingStorageSize};
+        buffer_ = {stream_->buffer_memory(), buffer_size};
+    }
+    client::AsgStream& stream() { return *stream_; }
+
+    // Raw access to the shared memory and pings, for the hostile parts of tests.
     uint32_t load(uint64_t offset) {
         return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(&ring_[offset])).load();
     }
     void store(uint64_t offset, uint32_t value) {
         std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(&ring_[offset])).store(value);
     }
-    void notify() { guest_.ping_command(handle_, NotifyAvailable); }
+    std::span<std::byte> ring() { return ring_; }
+    std::span<std::byte> buffer() { return buffer_; }
+    void notify() { (void)transport_->command(NotifyAvailable); }
     void notify_if_needed() {
         const uint32_t state = load(kState);
         if (state != CanConsume && state != Rendering) {
             notify();
         }
     }
-    // Waits (re-pinging a sleeping host, as the guest does) until `done` or the patience ends.
+    // Waits (re-pinging a sleeping host) until `done` or the patience ends.
     template <typename Done>
     bool wait(Done&& done) {
         const auto deadline = std::chrono::steady_clock::now() + kPatience;
@@ -91,7 +102,7 @@ class AsgGuest {
         return true;
     }
 
-    // Pushes one raw type-1 descriptor (the guest's ring write of 8 bytes).
+    // Hostile: one raw type-1 descriptor pushed into to_host, whatever it says.
     void push_descriptor(uint32_t offset, uint32_t size) {
         std::byte raw[8];
         std::memcpy(raw, &offset, 4);
@@ -106,43 +117,30 @@ class AsgGuest {
     }
     bool to_host_empty() { return load(kToHost + kWritePos) == load(kToHost + kReadPos); }
 
-    // Type 1: chunks of at most `step` at the write cursor, one descriptor each.
+    // Type 1 (the stream's commitBuffer, a step at a time), then until the host took it all.
     bool write_small(std::span<const std::byte> bytes) {
-        const uint32_t max_outstanding = buffer_size / step - 1;
-        while (!bytes.empty()) {
-            if (!wait([&] {
-                    return (load(kToHost + kWritePos) - load(kToHost + kReadPos)) / 8 <
-                           max_outstanding;
-                })) {
-                return false;
-            }
-            const size_t n = std::min<size_t>(bytes.size(), step);
-            copy_to_shared(buffer_.subspan(cursor_, n), bytes.first(n));
-            push_descriptor(cursor_, static_cast<uint32_t>(n));
-            cursor_ = (cursor_ + step) % buffer_size;
-            bytes = bytes.subspan(n);
-        }
-        return wait([&] { return to_host_empty(); });
+        return stream_->write(bytes.data(), bytes.size(), client::AsgTransfer::kDescriptors) &&
+               stream_->flush();
     }
-
-    // Mode 3: transfer_size, then the bytes through to_host_large_xfer in quarter buffers.
+    // Mode 3: the stream's writeFully. With finish = false, a guest that stops after its
+    // bytes (hostile: transfer_size and mode 3 stay, the drain is not waited for).
     bool write_large(std::span<const std::byte> bytes, bool finish = true) {
-        if (!wait([&] { return to_host_empty(); })) {
+        if (finish) {
+            return bool(stream_->write_fully(bytes.data(), bytes.size()));
+        }
+        if (!stream_->flush()) {
             return false;
         }
         store(kTransferSize, static_cast<uint32_t>(bytes.size()));
         store(kTransferMode, 3);
-        if (!write_large_bytes(bytes)) {
-            return false;
-        }
-        if (!finish) {
-            return true;
-        }
-        const bool drained = wait([&] { return large_empty(); });
-        store(kTransferMode, 1);
-        return drained;
+        return write_large_bytes(bytes);
     }
-    // Only the bytes of a mode-3 transfer (transfer_size and the mode are the caller's).
+    // The stream's writeFullyAsync: transfer_mode back to 1 once the last chunk is in.
+    bool write_large_async(std::span<const std::byte> bytes) {
+        return bool(stream_->write_fully_async(bytes.data(), bytes.size()));
+    }
+    // Hostile: only the bytes of a mode-3 transfer, in whatever room the ring has
+    // (transfer_size and the mode are the caller's).
     bool write_large_bytes(std::span<const std::byte> bytes) {
         while (!bytes.empty()) {
             uint32_t room = 0;
@@ -167,29 +165,26 @@ class AsgGuest {
         return load(kToHostLargeXfer + kWritePos) == load(kToHostLargeXfer + kReadPos);
     }
 
-    // Reads exactly n reply bytes from from_host_large_xfer (nullopt on timeout).
+    // Exactly n reply bytes, the stream's readFully (nullopt on any failure).
     std::optional<std::vector<std::byte>> read(size_t n) {
-        std::vector<std::byte> out;
-        while (out.size() < n) {
-            uint32_t available = 0;
-            if (!wait([&] {
-                    available =
-                        load(kFromHostLargeXfer + kWritePos) - load(kFromHostLargeXfer + kReadPos);
-                    return available != 0;
-                })) {
-                return std::nullopt;
-            }
-            const uint32_t pos = load(kFromHostLargeXfer + kReadPos);
-            const size_t take = std::min<size_t>(available, n - out.size());
-            const size_t old = out.size();
-            out.resize(old + take);
-            get_view(pos, std::span(out).subspan(old));
-            store(kFromHostLargeXfer + kReadPos, pos + static_cast<uint32_t>(take));
+        std::vector<std::byte> out(n);
+        if (!stream_->read_fully(out.data(), n)) {
+            return std::nullopt;
         }
         return out;
     }
 
-    uint32_t close() { return guest_.close(handle_); }
+    // Closes the handle as a killed guest would (no drain: the tests look at the host's
+    // cleanup); DESTROY_HANDLE's status. Without a stream, DESTROY_HANDLE alone.
+    uint32_t close() {
+        if (!stream_) {
+            return guest_.close(handle_);
+        }
+        (void)stream_->close_abruptly();
+        stream_.reset();
+        transport_ = nullptr;
+        return destroy_status_;
+    }
     Guest::Handle handle() const { return handle_; }
 
     uint64_t ring_offset = 0;
@@ -205,19 +200,29 @@ class AsgGuest {
         copy_to_shared(buffer_.subspan(start), in.first(first));
         copy_to_shared(buffer_, in.subspan(first));
     }
-    void get_view(uint32_t pos, std::span<std::byte> out) {
-        const uint32_t start = pos & (view - 1);
-        const size_t first = std::min<size_t>(out.size(), view - start);
-        copy_from_shared(out.first(first), buffer_.subspan(start));
-        copy_from_shared(out.subspan(first), buffer_);
-    }
 
     Guest& guest_;
     Guest::Handle handle_;
+    client::AsgStreamOptions options_;
+    std::optional<client::AsgStream> stream_;
+    DeviceAsgTransport* transport_ = nullptr;  // the stream's
+    uint32_t destroy_status_ = ~0u;
     std::span<std::byte> ring_;
     std::span<std::byte> buffer_;
-    uint32_t cursor_ = 0;
 };
+
+// Polls `done` every millisecond until it holds or kPatience ends; whether it held.
+template <typename Done>
+bool wait_until(Done&& done) {
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
 
 inline uint64_t protocol_errors(Guest& guest) {
     return guest.device().stats().asg_protocol_errors;

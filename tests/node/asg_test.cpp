@@ -26,6 +26,7 @@
 namespace gf::testing {
 namespace {
 
+
 using namespace std::chrono_literals;
 using client::AsgStream;
 using client::AsgTransfer;
@@ -392,6 +393,50 @@ TEST_F(AsgNodeTest, ASleepingConsumerCostsOneNotifyPerWrite) {
         EXPECT_LE(pings, 2u);
     }
     ASSERT_TRUE(stream.close());
+    expect_idle();
+}
+
+// The reference guest's own timings through the node, with its default options (no re-ping
+// while a large write spins): the device-level tests are in
+// tests/device/asg_reference_guest_test.cpp. The guest thread is held 200 ms right after the
+// first ping of each writeFully, as a preempted guest thread would be.
+TEST_F(AsgNodeTest, WriteFullyHeldAfterItsPingIsNeverLeftSpinning) {
+    uint64_t held_at = 0;
+    client::AsgStreamOptions options;
+    options.after_notify = [&](uint64_t notifies) {
+        if (notifies == held_at + 1) {
+            std::this_thread::sleep_for(200ms);
+        }
+    };
+    auto stream = AsgStream::open(node_, options);
+    ASSERT_TRUE(stream) << std::strerror(stream.error().value());
+    uint32_t seed = 1;
+    for (size_t size : {(size_t{3} << 20) + 5, size_t{16} << 20, (size_t{3} << 20) + 5}) {
+        const std::vector<std::byte> in = pattern(size, ++seed);
+        held_at = stream->stats().notifies;
+        auto written = stream->write_fully(in.data(), in.size());
+        ASSERT_TRUE(written) << "size " << size << ": " << std::strerror(written.error().value())
+                             << "; host state " << stream->host_state();
+        held_at = ~uint64_t{0};
+        std::vector<std::byte> out(size);
+        ASSERT_TRUE(stream->read_fully(out.data(), out.size())) << size;
+        ASSERT_TRUE(out == in) << "size " << size << " came back different";
+    }
+    ASSERT_TRUE(stream->close());
+    expect_idle();
+}
+
+// writeFullyAsync (the Vulkan encoder's vkQueueFlushCommandsGOOGLE): transfer_mode is 1 again
+// before the host took the data; the node must take it and answer.
+TEST_F(AsgNodeTest, WriteFullyAsyncIsTakenAndAnswered) {
+    auto stream = AsgStream::open(node_);
+    ASSERT_TRUE(stream) << std::strerror(stream.error().value());
+    uint32_t seed = 1;
+    for (size_t size : {size_t{1}, size_t{100} << 10, size_t{512} << 10, (size_t{3} << 20) + 5}) {
+        expect_echo(*stream, size, AsgTransfer::kLargeAsync, ++seed);
+        expect_echo(*stream, 64, AsgTransfer::kAuto, ++seed);
+    }
+    ASSERT_TRUE(stream->close());
     expect_idle();
 }
 

@@ -76,12 +76,20 @@ void print_ping(const gf::client::Ping& p) {
                 ull(p.metadata), p.version);
 }
 
+// The reference guest's stream, as it is.
+gf::client::AsgStreamOptions stream_options() {
+    return {};
+}
+
 gf::client::AsgTransfer transfer_from(const std::string& name) {
     if (name == "descriptors") {
         return gf::client::AsgTransfer::kDescriptors;
     }
     if (name == "large") {
         return gf::client::AsgTransfer::kLarge;
+    }
+    if (name == "async") {
+        return gf::client::AsgTransfer::kLargeAsync;
     }
     return gf::client::AsgTransfer::kAuto;
 }
@@ -92,7 +100,7 @@ double micros(std::chrono::steady_clock::duration d) {
 
 // `asg echo`: round trips against the echo sink, each checked byte for byte.
 int asg_echo(const std::string& node, uint64_t size, uint64_t count, const std::string& mode) {
-    auto stream = gf::client::AsgStream::open(node);
+    auto stream = gf::client::AsgStream::open(node, stream_options());
     if (!stream) {
         return report("ASG stream", stream.error());
     }
@@ -143,7 +151,7 @@ int throughput_failed(const char* what, const gf::Error& error) {
 // `asg throughput`: guest-to-host bytes in writes of one size, for the discard sink.
 int asg_throughput(const std::string& node, uint64_t write_size, uint64_t total,
                    const std::string& mode) {
-    auto stream = gf::client::AsgStream::open(node);
+    auto stream = gf::client::AsgStream::open(node, stream_options());
     if (!stream) {
         return report("ASG stream", stream.error());
     }
@@ -226,7 +234,7 @@ int main(int argc, char** argv) {
         app.add_subcommand("asg", "an ASG (type 0) stream, as gfxstream's guest opens it");
     asg->require_subcommand(1);
     std::string asg_mode = "auto";
-    const std::vector<std::string> modes = {"auto", "descriptors", "large"};
+    const std::vector<std::string> modes = {"auto", "descriptors", "large", "async"};
     std::string echo_size = "64", echo_count = "1000";
     CLI::App* asg_echo_cmd =
         asg->add_subcommand("echo", "round trips through the echo sink, each checked");
@@ -237,8 +245,10 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(u64_validator());
     asg_echo_cmd
-        ->add_option("--transfer", asg_mode,
-                     "descriptors (type 1, a step at a time), large (mode 3) or auto")
+        ->add_option(
+            "--transfer", asg_mode,
+            "descriptors (type 1, a step at a time), large (mode 3, writeFully), async (mode 3, "
+            "writeFullyAsync) or auto")
         ->capture_default_str()
         ->check(CLI::IsMember(modes));
     std::string write_size = "1M", total = "1G";
