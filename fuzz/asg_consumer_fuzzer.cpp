@@ -34,6 +34,7 @@
 #include "device/address_space_device.h"
 #include "device/asg_context.h"
 #include "device/asg_sink.h"
+#include "device/device_test_access.h"
 #include "device/guest_memory.h"
 #include "device/ping_info.h"
 #include "device/registers.h"
@@ -364,7 +365,7 @@ class World {
 
   private:
     std::span<std::byte> host_memory(uint64_t offset, uint64_t size) {
-        auto memory = device_->host_memory(kBar1Base + offset, size);
+        auto memory = gf::device::testing::host_memory(*device_, kBar1Base + offset, size);
         if (!memory) {
             violated("ASG memory is not backed");
         }

@@ -119,11 +119,6 @@ uint64_t Bar1Memory::backed_bytes() const {
     return mappings_.backed_bytes();
 }
 
-Result<std::span<std::byte>> Bar1Memory::backed_view(uint64_t offset, uint64_t size) const {
-    ReaderLock lock(layout_lock_);
-    return backed_view_locked(offset, size);
-}
-
 Result<std::span<std::byte>> Bar1Memory::backed_view_locked(uint64_t offset, uint64_t size) const {
     // A mapping lies inside the window (add() refuses wrapping, the device checks bounds).
     if (!mappings_.covers(offset, size) || !range_within(offset, size, window_.length())) {

@@ -79,11 +79,9 @@ class Bar1Memory {
     size_t mapping_count() const GF_EXCLUDES(layout_lock_);
     uint64_t backed_bytes() const GF_EXCLUDES(layout_lock_);
 
-    // Host view of [offset, offset + size); EFAULT unless one mapping covers all of it. The
-    // span stays valid until that mapping is removed.
-    Result<std::span<std::byte>> backed_view(uint64_t offset, uint64_t size) const
-        GF_EXCLUDES(layout_lock_);
-    // The same for a holder of the layout lock, whose view is valid while it holds it.
+    // Host view of [offset, offset + size) for a holder of the layout lock; EFAULT unless one
+    // mapping covers all of it. Valid while the caller holds the lock, and no longer: there is
+    // no unguarded variant (a span that outlives the lock dangles once the layout changes).
     Result<std::span<std::byte>> backed_view_locked(uint64_t offset, uint64_t size) const
         GF_REQUIRES_SHARED(layout_lock_);
 

@@ -52,7 +52,7 @@ TEST(AsgContextTest, CreateLaysOutRingAndBufferWhereTheEmulatorPutsThem) {
     EXPECT_EQ(guest.device().stats().asg_blocks, 2u);
     EXPECT_EQ(guest.device().stats().contexts_by_type.at(0), 1u);
 
-    auto mem = guest.device().host_memory(kBar1Base + ring.metadata, 12288).value();
+    auto mem = testing::host_memory(guest.device(), kBar1Base + ring.metadata, 12288).value();
     auto u32 = [&](uint64_t at) {
         uint32_t v;
         std::memcpy(&v, &mem[at], 4);
@@ -411,7 +411,8 @@ TEST(AsgContextTest, HostileValuesAreCountedAndRefused) {
 
     // Garbage everywhere in the ring storage while the consumer runs, then a sane stream.
     std::vector<std::byte> garbage = pattern(kRingStorageSize, 77);
-    auto ring = guest.device().host_memory(kBar1Base + a.ring_offset, kRingStorageSize).value();
+    auto ring =
+        testing::host_memory(guest.device(), kBar1Base + a.ring_offset, kRingStorageSize).value();
     for (int i = 0; i < 20; ++i) {
         copy_to_shared(ring, garbage);
         a.notify();

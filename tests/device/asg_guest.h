@@ -47,8 +47,10 @@ class AsgGuest {
         const PingInfo buffer = guest_.ping_command(handle_, GetBuffer);
         buffer_offset = buffer.metadata;
         buffer_size = static_cast<uint32_t>(buffer.size);
-        ring_ = guest_.device().host_memory(kBar1Base + ring_offset, kRingStorageSize).value();
-        buffer_ = guest_.device().host_memory(kBar1Base + buffer_offset, buffer_size).value();
+        ring_ = testing::host_memory(guest_.device(), kBar1Base + ring_offset, kRingStorageSize)
+                    .value();
+        buffer_ =
+            testing::host_memory(guest_.device(), kBar1Base + buffer_offset, buffer_size).value();
         // asg_context_create: every header's positions and state back to 0.
         for (uint64_t header : {kToHost, kToHostLargeXfer, kFromHostLargeXfer}) {
             store(header + kWritePos, 0);

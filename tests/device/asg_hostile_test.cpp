@@ -311,14 +311,18 @@ TEST(AsgHostileTest, GarbageScribbledOverRingAndBufferWhileTheConsumerRuns) {
     b.store(kState, kMarker);
     b.notify();
     expect_asleep(b);
-    auto b_ring = guest.device().host_memory(kBar1Base + b.ring_offset, kRingStorageSize).value();
-    auto b_buffer = guest.device().host_memory(kBar1Base + b.buffer_offset, b.buffer_size).value();
+    auto b_ring =
+        testing::host_memory(guest.device(), kBar1Base + b.ring_offset, kRingStorageSize).value();
+    auto b_buffer =
+        testing::host_memory(guest.device(), kBar1Base + b.buffer_offset, b.buffer_size).value();
     testing::fill_pattern(b_buffer, 99);
     std::vector<std::byte> b_ring_before(b_ring.size());
     copy_from_shared(b_ring_before, b_ring);
 
-    auto ring = guest.device().host_memory(kBar1Base + a.ring_offset, kRingStorageSize).value();
-    auto buffer = guest.device().host_memory(kBar1Base + a.buffer_offset, a.buffer_size).value();
+    auto ring =
+        testing::host_memory(guest.device(), kBar1Base + a.ring_offset, kRingStorageSize).value();
+    auto buffer =
+        testing::host_memory(guest.device(), kBar1Base + a.buffer_offset, a.buffer_size).value();
     std::atomic<bool> stop{false};
     std::thread scribbler([&] {
         uint64_t x = 0x9E37'79B9'7F4A'7C15;

@@ -53,7 +53,7 @@ TEST(DeviceConcurrencyTest, ManyThreadsDrivingRegistersLeaveTheDeviceConsistent)
         std::deque<Live> live;
         auto release = [&](const Live& piece) {
             // Nobody else wrote into our memory while we held it.
-            auto host = guest.device().host_memory(piece.gpa, piece.size);
+            auto host = testing::host_memory(guest.device(), piece.gpa, piece.size);
             if (!host || !testing::has_pattern(*host, piece.seed)) {
                 ++failures;
             }
@@ -101,7 +101,7 @@ TEST(DeviceConcurrencyTest, ManyThreadsDrivingRegistersLeaveTheDeviceConsistent)
                 piece.gpa = kBar1Base + got.phys_addr;
                 piece.size = got.size;
             }
-            auto host = guest.device().host_memory(piece.gpa, piece.size);
+            auto host = testing::host_memory(guest.device(), piece.gpa, piece.size);
             if (!host) {
                 ++failures;
                 continue;
