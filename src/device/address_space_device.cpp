@@ -341,6 +341,8 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.memory_mappings = bar1_->mapping_count();
     stats.backed_bytes = bar1_->backed_bytes();
     stats.file_bindings = bar1_->bound_count();
+    stats.file_seal_checks = bar1_->seal_checks();
+    stats.file_remap_failures = bar1_->remap_failures();
     stats.shared_slot_slabs = shared_slots_.slab_count();
     stats.asg_blocks = asg_pools_.block_count();
     stats.asg_protocol_errors = asg_->protocol_errors.load(std::memory_order_relaxed);
@@ -475,7 +477,7 @@ void AddressSpaceDevice::unbind_file(Bar1FileId file, uint64_t offset, uint64_t 
 }
 
 Result<bool> AddressSpaceDevice::retire_file(Bar1FileId file, int fd) {
-    MutexLock lock(device_mutex_);
+    // Bindings are BAR1's own books (under its layout lock); nothing here needs ours.
     return bar1_->retire_file(file, fd);
 }
 

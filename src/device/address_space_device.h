@@ -120,7 +120,8 @@ class AddressSpaceDevice : private DeviceServices {
     Result<void> bind_file(Bar1FileId file, int fd, uint64_t offset, uint64_t size, bool held)
         GF_EXCLUDES(device_mutex_);
     void unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) GF_EXCLUDES(device_mutex_);
-    // True once no user maps `fd` writably: everything of `file` is then out of BAR1.
+    // True once no user maps `fd` writably: everything of `file` is then out of BAR1. Takes
+    // no device lock, and BAR1's layout lock only one binding at a time (Bar1Memory).
     Result<bool> retire_file(Bar1FileId file, int fd) GF_EXCLUDES(device_mutex_);
     void forget_file(Bar1FileId file) GF_EXCLUDES(device_mutex_);
 

@@ -1,11 +1,14 @@
 #include "device/bar1_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "base/checked.h"
@@ -68,8 +71,64 @@ void Bar1Memory::drop_bound(uint64_t offset, uint64_t size) {
 }
 
 Result<bool> Bar1Memory::retire_file(Bar1FileId file, int fd) {
-    WriterLock lock(layout_lock_);
-    return bindings_.retire(file, fd);
+    std::vector<uint64_t> offsets;
+    {
+        ReaderLock lock(layout_lock_);
+        offsets = bindings_.offsets_of(file);
+    }
+    if (offsets.empty()) {
+        return true;  // nothing of the host's is in the file: a mapping of it shows only zeros
+    }
+    seal_checks_.fetch_add(1, std::memory_order_relaxed);
+    // One binding per hold of the lock; the yield lets a waiting access or layout change in
+    // between (an unlock followed at once by a lock would often win the lock again).
+    bool parked_all = true;
+    int park_error = 0;
+    for (uint64_t offset : offsets) {
+        Result<void> parked = [&] {
+            WriterLock lock(layout_lock_);
+            return bindings_.park(file, offset);
+        }();
+        if (!parked && parked.error().value() != ENOENT) {  // ENOENT: it went meanwhile
+            parked_all = false;
+            park_error = parked.error().value();
+            break;
+        }
+        std::this_thread::yield();
+    }
+    // With no lock held. It fails (EBUSY) exactly while some writable shared mapping of the
+    // file exists, through any open file of it; the window's own no longer count.
+    const bool sealed = parked_all && ::fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0;
+    uint64_t failures = 0;
+    int remap_error = 0;
+    for (uint64_t offset : offsets) {
+        {
+            WriterLock lock(layout_lock_);
+            if (sealed) {
+                bindings_.settle(file, offset);
+            } else if (Result<void> back = bindings_.unpark(file, offset);
+                       !back && back.error().value() != ENOENT) {
+                ++failures;
+                remap_error = back.error().value();
+            }
+        }
+        std::this_thread::yield();
+    }
+    if (park_error != 0) {
+        std::fprintf(stderr,
+                     "goldfish: checking whether a closed file is still mapped: a range could "
+                     "not be copied (%s); checked again later\n",
+                     std::strerror(park_error));
+    }
+    if (failures > 0) {
+        remap_failures_.fetch_add(failures, std::memory_order_relaxed);
+        std::fprintf(stderr,
+                     "goldfish: %llu range(s) of a closed, still mapped file could not be mapped "
+                     "back into BAR1 (%s): the host works on its own copy there until the next "
+                     "check maps them back\n",
+                     static_cast<unsigned long long>(failures), std::strerror(remap_error));
+    }
+    return sealed;
 }
 
 void Bar1Memory::forget_file(Bar1FileId file) {
