@@ -12,6 +12,7 @@
 
 #include "base/checked.h"
 #include "base/interval_map.h"
+#include "base/leak.h"
 #include "device/ping_dispatch.h"
 #include "device/ping_info.h"
 
@@ -107,8 +108,8 @@ AddressSpaceDevice::~AddressSpaceDevice() {
                      "goldfish: %zu context thread(s) left running; BAR1's reservation is kept "
                      "for them\n",
                      abandoned);
-        (void)bar1_.release();
-        (void)asg_.release();
+        leaked_on_purpose(bar1_.release());
+        leaked_on_purpose(asg_.release());
     }
 }
 

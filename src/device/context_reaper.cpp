@@ -1,9 +1,12 @@
 #include "device/context_reaper.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <system_error>
 #include <utility>
+
+#include "base/leak.h"
 
 namespace gf::device {
 
@@ -156,8 +159,10 @@ size_t ContextReaper::shut_down(Clock::time_point deadline) {
                      "goldfish: a type-%u context's thread is still running at the device's "
                      "end; it is left running and its context is not freed\n",
                      static_cast<unsigned>(context->type()));
-        // Leaked on purpose: the thread may still use it (and what abandon() keeps alive).
-        context.release()->abandon();
+        // Leaked on purpose: the thread may still use it.
+        Context* left = context.release();
+        leaked_on_purpose(left);
+        left->abandon();
         ++abandoned;
     }
     abandoned_.fetch_add(abandoned, std::memory_order_relaxed);

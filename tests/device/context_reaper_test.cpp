@@ -193,7 +193,7 @@ TEST(ContextReaperTest, ResetStillWaitsForThreadsThatStopInTime) {
 
 TEST(ContextReaperTest, TheDeviceEndsWithinTheBoundAndLeavesAWedgedThreadRunning) {
     // Never opened, never freed: the wedged thread waits on it until the process exits.
-    auto* gate = new std::shared_ptr<Gate>(std::make_shared<Gate>());
+    static auto* const gate = new std::shared_ptr<Gate>(std::make_shared<Gate>());
     const uint64_t abandoned_before = ContextReaper::abandoned_total();
     auto guest = std::make_unique<Guest>(gated_config(*gate, 100ms));
     {
