@@ -121,7 +121,7 @@ class AddressSpaceDevice : private DeviceServices {
         GF_EXCLUDES(device_mutex_);
     void unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) GF_EXCLUDES(device_mutex_);
     // True once no user maps `fd` writably: everything of `file` is then out of BAR1. Takes
-    // no device lock, and BAR1's layout lock only one binding at a time (Bar1Memory).
+    // no device lock, and BAR1's layout lock only a few bindings at a time (Bar1Memory).
     Result<bool> retire_file(Bar1FileId file, int fd) GF_EXCLUDES(device_mutex_);
     void forget_file(Bar1FileId file) GF_EXCLUDES(device_mutex_);
 

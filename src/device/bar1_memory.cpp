@@ -15,6 +15,13 @@
 #include "base/shared_memory.h"
 
 namespace gf::device {
+namespace {
+
+// How many bindings a retire handles per hold of the layout lock: a hold stays in the order
+// of one ioctl, and the lock changes hands often enough.
+constexpr size_t kBindingsPerHold = 16;
+
+}  // namespace
 
 Result<std::unique_ptr<Bar1Memory>> Bar1Memory::create(uint64_t size, size_t max_bindings) {
     if (size == 0 || size > SIZE_MAX) {
@@ -80,19 +87,22 @@ Result<bool> Bar1Memory::retire_file(Bar1FileId file, int fd) {
         return true;  // nothing of the host's is in the file: a mapping of it shows only zeros
     }
     seal_checks_.fetch_add(1, std::memory_order_relaxed);
-    // One binding per hold of the lock; the yield lets a waiting access or layout change in
-    // between (an unlock followed at once by a lock would often win the lock again).
+    // A few bindings per hold of the lock (each a copy of its pages and two mapping calls),
+    // then a yield, so that a waiting access or layout change gets in between: an unlock
+    // followed at once by a lock would often win the lock again.
     bool parked_all = true;
     int park_error = 0;
-    for (uint64_t offset : offsets) {
-        Result<void> parked = [&] {
+    for (size_t at = 0; at < offsets.size() && parked_all; at += kBindingsPerHold) {
+        {
             WriterLock lock(layout_lock_);
-            return bindings_.park(file, offset);
-        }();
-        if (!parked && parked.error().value() != ENOENT) {  // ENOENT: it went meanwhile
-            parked_all = false;
-            park_error = parked.error().value();
-            break;
+            for (size_t i = at; i < std::min(offsets.size(), at + kBindingsPerHold); ++i) {
+                Result<void> parked = bindings_.park(file, offsets[i]);
+                if (!parked && parked.error().value() != ENOENT) {  // ENOENT: it went meanwhile
+                    parked_all = false;
+                    park_error = parked.error().value();
+                    break;
+                }
+            }
         }
         std::this_thread::yield();
     }
@@ -101,15 +111,17 @@ Result<bool> Bar1Memory::retire_file(Bar1FileId file, int fd) {
     const bool sealed = parked_all && ::fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0;
     uint64_t failures = 0;
     int remap_error = 0;
-    for (uint64_t offset : offsets) {
+    for (size_t at = 0; at < offsets.size(); at += kBindingsPerHold) {
         {
             WriterLock lock(layout_lock_);
-            if (sealed) {
-                bindings_.settle(file, offset);
-            } else if (Result<void> back = bindings_.unpark(file, offset);
-                       !back && back.error().value() != ENOENT) {
-                ++failures;
-                remap_error = back.error().value();
+            for (size_t i = at; i < std::min(offsets.size(), at + kBindingsPerHold); ++i) {
+                if (sealed) {
+                    bindings_.settle(file, offsets[i]);
+                } else if (Result<void> back = bindings_.unpark(file, offsets[i]);
+                           !back && back.error().value() != ENOENT) {
+                    ++failures;
+                    remap_error = back.error().value();
+                }
             }
         }
         std::this_thread::yield();

@@ -67,7 +67,7 @@ class Bar1Memory {
     // out of BAR1 and the file can never be written again (only retire a closed file). False
     // if a user still maps it: nothing changed, but for a failure to map a range back, which
     // is counted (remap_failures), logged, and tried again by the next retire. The layout
-    // lock is held for one binding at a time, never for all of them (Bar1Bindings).
+    // lock is held for a few bindings at a time, never for all of them (Bar1Bindings).
     Result<bool> retire_file(Bar1FileId file, int fd) GF_EXCLUDES(layout_lock_);
     void forget_file(Bar1FileId file) GF_EXCLUDES(layout_lock_);
     size_t bound_count() const GF_EXCLUDES(layout_lock_);
