@@ -40,6 +40,9 @@ constexpr auto kLingerMaxRetry = std::chrono::milliseconds(1000);
 // The scan is a hint that can err towards "mapped" (a process mapping its own file at the
 // same offsets): every so many checks of a file the authoritative one runs regardless.
 constexpr unsigned kAuthoritativeEvery = 16;
+// The scan reads every process's maps: for a file with few ranges the authoritative check
+// (a few short holds of BAR1's layout lock) costs less, and runs straight away.
+constexpr size_t kScanAboveRanges = 256;
 
 bool is_node(fuse_ino_t ino) {
     return ino >= kFirstNodeId;
@@ -546,8 +549,7 @@ bool FuseNode::release_if_unmapped(OpenNode& open_node, bool force) {
         const driver::FileBooks books = file.books();
         mapped.ranges.insert(books.blocks.begin(), books.blocks.end());
         mapped.ranges.insert(books.claims.begin(), books.claims.end());
-        // A file without ranges has nothing of the host's to take back: no scan needed.
-        if (!mapped.ranges.empty()) {
+        if (mapped.ranges.size() > kScanAboveRanges) {
             mapping_scans_.fetch_add(1, std::memory_order_relaxed);
             if (scan_for_mappings(mapped, ::getpid()) == MappingScan::kMapped) {
                 return false;
