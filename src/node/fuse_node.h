@@ -106,8 +106,8 @@ class FuseNode {
     // Retries lingering files until each can go; runs while any is lingering.
     void reap_lingering() GF_EXCLUDES(open_mutex_);
     // Releases the open's driver file if no client maps its memory any more: first the cheap
-    // scan of other processes' maps, then (unless it saw a mapping, or `force`) the driver's
-    // authoritative check. True once released.
+    // scan of other processes' maps (not when `force`, nor for a file that held few ranges),
+    // then, unless that saw a mapping, the driver's authoritative check. True once released.
     bool release_if_unmapped(OpenNode& open_node, bool force);
 
     FuseNodeConfig config_;
