@@ -109,6 +109,11 @@ Result<bool> Bar1Memory::retire_file(Bar1FileId file, int fd) {
     // With no lock held. It fails (EBUSY) exactly while some writable shared mapping of the
     // file exists, through any open file of it; the window's own no longer count.
     const bool sealed = parked_all && ::fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0;
+    if (parked_all && !sealed && errno != EBUSY) {
+        // Not "still mapped": the file refuses the seal itself, and would linger for ever.
+        std::fprintf(stderr, "goldfish: a closed file cannot be sealed (%s); it stays open\n",
+                     std::strerror(errno));
+    }
     uint64_t failures = 0;
     int remap_error = 0;
     for (size_t at = 0; at < offsets.size(); at += kBindingsPerHold) {
