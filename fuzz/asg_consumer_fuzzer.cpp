@@ -38,6 +38,7 @@
 #include "device/asg_context.h"
 #include "device/asg_device_transport.h"
 #include "device/asg_sink.h"
+#include "device/device_test_access.h"
 #include "device/guest_memory.h"
 #include "device/ping_info.h"
 #include "device/registers.h"
@@ -375,7 +376,7 @@ class World {
 
   private:
     std::span<std::byte> host_memory(uint64_t offset, uint64_t size) {
-        auto memory = device_->host_memory(kBar1Base + offset, size);
+        auto memory = gf::device::testing::host_memory(*device_, kBar1Base + offset, size);
         if (!memory) {
             violated("ASG memory is not backed");
         }

@@ -6,11 +6,13 @@
 #include <bit>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 #include <utility>
 
 #include "base/checked.h"
 #include "base/interval_map.h"
+#include "base/leak.h"
 #include "device/ping_dispatch.h"
 #include "device/ping_info.h"
 
@@ -68,20 +70,27 @@ Result<std::unique_ptr<AddressSpaceDevice>> AddressSpaceDevice::create(const Dev
     }
     std::unique_ptr<Bar1Memory> bar1 =
         GF_TRY(Bar1Memory::create(config.bar1_size, config.max_bar1_bindings));
+    std::unique_ptr<ContextReaper> reaper =
+        GF_TRY(ContextReaper::create(config.context_stop_timeout));
     return std::unique_ptr<AddressSpaceDevice>(
-        new AddressSpaceDevice(config, guest_memory, std::move(bar1)));
+        new AddressSpaceDevice(config, guest_memory, std::move(bar1), std::move(reaper)));
 }
 
 AddressSpaceDevice::AddressSpaceDevice(const DeviceConfig& config, GuestMemory& guest_memory,
-                                       std::unique_ptr<Bar1Memory> bar1)
+                                       std::unique_ptr<Bar1Memory> bar1,
+                                       std::unique_ptr<ContextReaper> reaper)
     : config_(config),
       guest_memory_(guest_memory),
       bar1_(std::move(bar1)),
+      asg_(std::make_unique<AsgTotals>()),
+      reaper_(std::move(reaper)),
       regs_(config.host_page_size),
       phys_start_hint_(config.bar1_default_phys_start),
       books_(*bar1_, config.host_page_size) {}
 
 AddressSpaceDevice::~AddressSpaceDevice() {
+    // One bound for everything: a wedged context must not keep the daemon from stopping.
+    const auto deadline = std::chrono::steady_clock::now() + config_.context_stop_timeout;
     EndedContexts ended;
     {
         MutexLock lock(device_mutex_);
@@ -90,17 +99,17 @@ AddressSpaceDevice::~AddressSpaceDevice() {
             end_context_locked(std::move(entry.context));
         }
         ended = std::exchange(ended_, {});
-        for (auto& straggler : stragglers_) {
-            ended.push_back(std::move(straggler));
-        }
-        stragglers_.clear();
     }
-    // Nothing may outlive the device: wait as long as it takes (each context lost BAR1 access
-    // when it ended, so waiting is all that is left).
-    for (auto& context : ended) {
-        while (!context->wait_stopped(std::chrono::steady_clock::now() +
-                                      config_.context_stop_timeout)) {
-        }
+    reaper_->adopt(std::move(ended));
+    if (const size_t abandoned = reaper_->shut_down(deadline); abandoned > 0) {
+        // Their threads may still reach BAR1 (every access fails: revoked) and the counters:
+        // those outlive the device, as the contexts do.
+        std::fprintf(stderr,
+                     "goldfish: %zu context thread(s) left running; BAR1's reservation is kept "
+                     "for them\n",
+                     abandoned);
+        leaked_on_purpose(bar1_.release());
+        leaked_on_purpose(asg_.release());
     }
 }
 
@@ -123,7 +132,9 @@ void AddressSpaceDevice::mmio_write(uint64_t offset, uint32_t value, unsigned ac
         ended = std::exchange(ended_, {});
     }
     if (!ended.empty()) [[unlikely]] {
-        finish_ended(std::move(ended));
+        // Not here: the caller (a driver holding its register lock, a vCPU) must not wait for
+        // a context's thread.
+        reaper_->adopt(std::move(ended));
     }
 }
 
@@ -282,23 +293,6 @@ void AddressSpaceDevice::end_context_locked(std::unique_ptr<Context> context) {
     ended_.push_back(std::move(context));
 }
 
-void AddressSpaceDevice::finish_ended(EndedContexts ended) {
-    const auto deadline = std::chrono::steady_clock::now() + config_.context_stop_timeout;
-    EndedContexts late;
-    for (auto& context : ended) {
-        if (!context->wait_stopped(deadline)) {
-            late.push_back(std::move(context));
-        }
-    }
-    ended.clear();  // destroys the stopped ones, without the lock
-    if (!late.empty()) {
-        MutexLock lock(device_mutex_);
-        for (auto& context : late) {
-            stragglers_.push_back(std::move(context));
-        }
-    }
-}
-
 void AddressSpaceDevice::set_bar1_phys_start_hint(uint64_t gpa) {
     MutexLock lock(device_mutex_);
     phys_start_hint_ = gpa;
@@ -310,12 +304,8 @@ void AddressSpaceDevice::reset() {
         MutexLock lock(device_mutex_);
         reset_locked();
         ended = std::exchange(ended_, {});
-        // Another chance for the threads that overran their bound before.
-        for (auto& straggler : std::exchange(stragglers_, {})) {
-            ended.push_back(std::move(straggler));
-        }
     }
-    finish_ended(std::move(ended));
+    reaper_->finish_now(std::move(ended));
 }
 
 void AddressSpaceDevice::reset_locked() {
@@ -325,10 +315,10 @@ void AddressSpaceDevice::reset_locked() {
     }
     shared_slots_.clear();
     asg_pools_.clear();
-    asg_protocol_errors_.store(0, std::memory_order_relaxed);
-    asg_bytes_in_.store(0, std::memory_order_relaxed);
-    asg_bytes_out_.store(0, std::memory_order_relaxed);
-    asg_reply_refused_.store(0, std::memory_order_relaxed);
+    asg_->protocol_errors.store(0, std::memory_order_relaxed);
+    asg_->bytes_in.store(0, std::memory_order_relaxed);
+    asg_->bytes_out.store(0, std::memory_order_relaxed);
+    asg_->reply_refused.store(0, std::memory_order_relaxed);
     books_.clear();
     regs_.reset();
     refused_pings_ = 0;
@@ -353,14 +343,16 @@ DeviceStats AddressSpaceDevice::stats() const {
     stats.memory_mappings = bar1_->mapping_count();
     stats.backed_bytes = bar1_->backed_bytes();
     stats.file_bindings = bar1_->bound_count();
+    stats.file_seal_checks = bar1_->seal_checks();
+    stats.file_remap_failures = bar1_->remap_failures();
     stats.shared_slot_slabs = shared_slots_.slab_count();
     stats.asg_blocks = asg_pools_.block_count();
-    stats.asg_protocol_errors = asg_protocol_errors_.load(std::memory_order_relaxed);
-    stats.asg_bytes_in = asg_bytes_in_.load(std::memory_order_relaxed);
-    stats.asg_bytes_out = asg_bytes_out_.load(std::memory_order_relaxed);
-    stats.asg_reply_refused = asg_reply_refused_.load(std::memory_order_relaxed);
+    stats.asg_protocol_errors = asg_->protocol_errors.load(std::memory_order_relaxed);
+    stats.asg_bytes_in = asg_->bytes_in.load(std::memory_order_relaxed);
+    stats.asg_bytes_out = asg_->bytes_out.load(std::memory_order_relaxed);
+    stats.asg_reply_refused = asg_->reply_refused.load(std::memory_order_relaxed);
     stats.refused_pings = refused_pings_;
-    stats.stalled_contexts = stragglers_.size();
+    stats.stalled_contexts = reaper_->stalled();
     stats.faults_fired = faults_.fired();
     return stats;
 }
@@ -420,12 +412,6 @@ bool AddressSpaceDevice::ping_page_reachable(uint64_t gpa) {
     }
     PingInfo::Bytes probe;
     return guest_memory_.read(gpa, probe).has_value();
-}
-
-Result<std::span<std::byte>> AddressSpaceDevice::host_memory(uint64_t gpa, uint64_t size) const {
-    MutexLock lock(device_mutex_);
-    const uint64_t offset = GF_TRY(bar1_offset_locked(gpa, size));
-    return bar1_->backed_view(offset, size);
 }
 
 std::optional<AddressSpaceDevice::HandleView> AddressSpaceDevice::handle_view(
@@ -494,7 +480,7 @@ void AddressSpaceDevice::unbind_file(Bar1FileId file, uint64_t offset, uint64_t 
 }
 
 Result<bool> AddressSpaceDevice::retire_file(Bar1FileId file, int fd) {
-    MutexLock lock(device_mutex_);
+    // Bindings are BAR1's own books (under its layout lock); nothing here needs ours.
     return bar1_->retire_file(file, fd);
 }
 

@@ -25,6 +25,7 @@
 #include "device/bar1_books.h"
 #include "device/bar1_memory.h"
 #include "device/context.h"
+#include "device/context_reaper.h"
 #include "device/device_books.h"
 #include "device/device_config.h"
 #include "device/device_services.h"
@@ -37,6 +38,10 @@
 #include "device/shared_slots_pool.h"
 
 namespace gf::device {
+
+namespace testing {
+struct DeviceTestAccess;  // tests/device/device_test_access.h
+}  // namespace testing
 
 // What is wrong with a config's ASG part (docs/contexts.md#asg), so that the daemon can name
 // the option: the write step is 0; the buffer is 0 or over one 16 MiB block; the buffer is not
@@ -59,8 +64,9 @@ class AddressSpaceDevice : private DeviceServices {
 
     // A BAR0 access. Only 4-byte accesses at known registers do anything: other sizes and
     // offsets read 0 and ignore writes. COMMAND, PING and PING_WITH_DATA writes run to
-    // completion before returning (DESTROY_HANDLE: including the context's thread, if any,
-    // within config.context_stop_timeout).
+    // completion before returning. DESTROY_HANDLE returns once the context is stopped (its
+    // BAR1 access revoked: that waits only for an access in flight) and its memory released;
+    // its thread, if any, is waited for and the context destroyed by the device's reaper.
     uint32_t mmio_read(uint64_t offset, unsigned access_size) GF_EXCLUDES(device_mutex_);
     void mmio_write(uint64_t offset, uint32_t value, unsigned access_size)
         GF_EXCLUDES(device_mutex_);
@@ -70,6 +76,7 @@ class AddressSpaceDevice : private DeviceServices {
     // The VMM tells where BAR1 now sits in guest-physical space.
     void set_bar1_phys_start_hint(uint64_t gpa) GF_EXCLUDES(device_mutex_);
     // Back to the state after create(): registers, allocator, handles, contexts, mappings.
+    // Waits for the ended contexts' threads within config.context_stop_timeout.
     void reset() GF_EXCLUDES(device_mutex_);
     DeviceStats stats() const GF_EXCLUDES(device_mutex_);
     DeviceBooks books() const GF_EXCLUDES(device_mutex_);
@@ -83,12 +90,6 @@ class AddressSpaceDevice : private DeviceServices {
     // Whether the device can reach a ping page at gpa now (the emulated platform's view of
     // "the page is still where the device looks", like pagemap on a real guest).
     bool ping_page_reachable(uint64_t gpa) GF_EXCLUDES(device_mutex_);
-
-    // The host's view of backed BAR1 memory at guest-physical [gpa, gpa + size) (what
-    // get_host_ptr gives); EFAULT unless one mapping covers all of it. The span stays valid
-    // until that mapping is removed.
-    Result<std::span<std::byte>> host_memory(uint64_t gpa, uint64_t size) const
-        GF_EXCLUDES(device_mutex_);
 
     // A guest's access to BAR1 through the bus, by offset (a VMM that traps BAR1 accesses):
     // memory a block the guest allocated or a host region covers wholly, the same memory
@@ -119,16 +120,27 @@ class AddressSpaceDevice : private DeviceServices {
     Result<void> bind_file(Bar1FileId file, int fd, uint64_t offset, uint64_t size, bool held)
         GF_EXCLUDES(device_mutex_);
     void unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) GF_EXCLUDES(device_mutex_);
-    // True once no user maps `fd` writably: everything of `file` is then out of BAR1.
+    // True once no user maps `fd` writably: everything of `file` is then out of BAR1. Takes
+    // no device lock, and BAR1's layout lock only a few bindings at a time (Bar1Memory).
     Result<bool> retire_file(Bar1FileId file, int fd) GF_EXCLUDES(device_mutex_);
     void forget_file(Bar1FileId file) GF_EXCLUDES(device_mutex_);
 
   private:
+    friend struct testing::DeviceTestAccess;
+
     // Contexts whose handles ended, to be waited for and destroyed after unlocking.
     using EndedContexts = std::vector<std::unique_ptr<Context>>;
+    // What contexts' threads use without the device: leaked with them if one is left running
+    // at the device's end.
+    struct AsgTotals {
+        std::atomic<uint64_t> protocol_errors{0};
+        std::atomic<uint64_t> bytes_in{0};
+        std::atomic<uint64_t> bytes_out{0};
+        std::atomic<uint64_t> reply_refused{0};
+    };
 
     AddressSpaceDevice(const DeviceConfig& config, GuestMemory& guest_memory,
-                       std::unique_ptr<Bar1Memory> bar1);
+                       std::unique_ptr<Bar1Memory> bar1, std::unique_ptr<ContextReaper> reaper);
 
     void write_register_locked(uint64_t offset, uint32_t value) GF_REQUIRES(device_mutex_);
     uint32_t run_command_locked(uint32_t command) GF_REQUIRES(device_mutex_);
@@ -145,11 +157,9 @@ class AddressSpaceDevice : private DeviceServices {
         GF_REQUIRES(device_mutex_);
     void reset_locked() GF_REQUIRES(device_mutex_);
 
-    // Ends a handle's context (context.h, steps 1 and 2) and queues it in ended_.
+    // Ends a handle's context (context.h, steps 1 and 2) and queues it in ended_, for the
+    // reaper once the lock is released.
     void end_context_locked(std::unique_ptr<Context> context) GF_REQUIRES(device_mutex_);
-    // Steps 3 and 4 for contexts ended under the lock just released. One that does not stop
-    // in time is kept in stragglers_.
-    void finish_ended(EndedContexts ended) GF_EXCLUDES(device_mutex_);
 
     // DeviceServices, for contexts (address_space_device_services.cpp).
     uint64_t host_page_size() const override { return config_.host_page_size; }
@@ -168,16 +178,21 @@ class AddressSpaceDevice : private DeviceServices {
     SharedSlotsPool& shared_slots_pool_locked() override GF_REQUIRES(device_mutex_);
     AsgPools& asg_pools_locked() override GF_REQUIRES(device_mutex_) { return asg_pools_; }
     const DeviceConfig& config() const override { return config_; }
-    std::atomic<uint64_t>& asg_protocol_errors() override { return asg_protocol_errors_; }
-    std::atomic<uint64_t>& asg_bytes_in() override { return asg_bytes_in_; }
-    std::atomic<uint64_t>& asg_bytes_out() override { return asg_bytes_out_; }
-    std::atomic<uint64_t>& asg_reply_refused() override { return asg_reply_refused_; }
+    std::atomic<uint64_t>& asg_protocol_errors() override { return asg_->protocol_errors; }
+    std::atomic<uint64_t>& asg_bytes_in() override { return asg_->bytes_in; }
+    std::atomic<uint64_t>& asg_bytes_out() override { return asg_->bytes_out; }
+    std::atomic<uint64_t>& asg_reply_refused() override { return asg_->reply_refused; }
     Bar1Memory& bar1_memory() override { return *bar1_; }
 
     const DeviceConfig config_;
     GuestMemory& guest_memory_;
     // Its own lock guards its layout; contexts' threads reach it without device_mutex_.
-    const std::unique_ptr<Bar1Memory> bar1_;
+    // Set once; released (leaked) only at the end, if a context's thread is left running.
+    std::unique_ptr<Bar1Memory> bar1_;
+    // Counted by ASG consumers without the lock; zeroed by reset. Leaked as bar1_ is.
+    std::unique_ptr<AsgTotals> asg_;
+    // Waits for ended contexts' threads and destroys the contexts, without our lock.
+    const std::unique_ptr<ContextReaper> reaper_;
 
     // Everything below is guarded by device_mutex_ (DeviceServices).
     RegisterFile regs_ GF_GUARDED_BY(device_mutex_);
@@ -187,16 +202,8 @@ class AddressSpaceDevice : private DeviceServices {
     FaultInjector faults_ GF_GUARDED_BY(device_mutex_);
     SharedSlotsPool shared_slots_ GF_GUARDED_BY(device_mutex_);
     AsgPools asg_pools_ GF_GUARDED_BY(device_mutex_);
-    // Counted by ASG consumers without the lock; zeroed by reset.
-    std::atomic<uint64_t> asg_protocol_errors_{0};
-    std::atomic<uint64_t> asg_bytes_in_{0};
-    std::atomic<uint64_t> asg_bytes_out_{0};
-    std::atomic<uint64_t> asg_reply_refused_{0};
-    // Ended by the register write under way; its caller finishes them after unlocking.
+    // Ended by the register write under way; its caller hands them to reaper_ after unlocking.
     EndedContexts ended_ GF_GUARDED_BY(device_mutex_);
-    // Ended contexts whose threads overran context_stop_timeout: already without BAR1
-    // access; waited for again at reset and at destruction.
-    EndedContexts stragglers_ GF_GUARDED_BY(device_mutex_);
     // Last: its contexts release into the members above when they end.
     HandleTable handles_ GF_GUARDED_BY(device_mutex_);
 };

@@ -1,6 +1,8 @@
 #include "device/async_context.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <system_error>
 
 namespace gf::device {
@@ -9,14 +11,20 @@ AsyncContext::AsyncContext(DeviceServices& services)
     : Context(services), bar1_(services.bar1_memory()) {}
 
 AsyncContext::~AsyncContext() {
-    if (thread_.joinable()) {
-        {
-            MutexLock lock(handshake_);
-            stop_ = true;
-        }
-        changed_.notify_all();
-        thread_.join();
+    if (!thread_.joinable()) {
+        return;  // never started, joined by wait_stopped, or abandoned
     }
+    bool finished = false;
+    {
+        MutexLock lock(handshake_);
+        finished = finished_;
+    }
+    if (!finished) {
+        // run() may be using the subclass, already destroyed: no way to go on soundly.
+        std::fprintf(stderr, "goldfish: a context was destroyed while its thread runs\n");
+        std::abort();
+    }
+    thread_.join();  // it returned from run(); what is left of thread_main uses only this base
 }
 
 Result<void> AsyncContext::start_locked() {
@@ -53,6 +61,12 @@ bool AsyncContext::wait_stopped(std::chrono::steady_clock::time_point deadline) 
     }
     thread_.join();  // it has returned from run(): this is immediate
     return true;
+}
+
+void AsyncContext::abandon() {
+    if (thread_.joinable()) {
+        thread_.detach();
+    }
 }
 
 void AsyncContext::wake() {

@@ -16,8 +16,9 @@ namespace gf::device {
 
 class AsyncContext : public Context {
   public:
-    // Its owner destroys it only once wait_stopped() returned true (run() may use the
-    // subclass, which is gone by the time this runs); the join here is the last resort.
+    // Its owner destroys it only once wait_stopped() returned true: run() may use the
+    // subclass, which is gone by the time this runs. A context whose thread may still run
+    // is never destroyed (the process aborts rather than let it run on freed memory).
     ~AsyncContext() override;
 
     // Starts the thread.
@@ -27,6 +28,8 @@ class AsyncContext : public Context {
     void stop_locked() override GF_REQUIRES(device_lock());
     bool wait_stopped(std::chrono::steady_clock::time_point deadline) override
         GF_EXCLUDES(device_lock());
+    // Detaches the thread: it runs on in the leaked context.
+    void abandon() override;
 
   protected:
     explicit AsyncContext(DeviceServices& services);
@@ -60,7 +63,8 @@ class AsyncContext : public Context {
     bool work_pending_ GF_GUARDED_BY(handshake_) = false;
     bool stop_ GF_GUARDED_BY(handshake_) = false;
     bool finished_ GF_GUARDED_BY(handshake_) = false;
-    // Started under the device lock, joined by whoever ended the context, after it.
+    // Started under the device lock; joined by wait_stopped once run() returned, or detached
+    // by abandon().
     std::thread thread_;
 };
 

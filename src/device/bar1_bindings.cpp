@@ -111,7 +111,7 @@ Result<void> Bar1Bindings::bind(Bar1FileId file, int fd, uint64_t offset, uint64
         punch_file_range(fd, offset, size);
         return mapped;
     }
-    by_offset_.emplace(offset, Binding{size, file, move_in});
+    by_offset_.emplace(offset, Binding{size, file, move_in, /*parked=*/false, fd});
     by_file_[file].insert(offset);
     bound_bytes_ += size;
     return {};
@@ -148,10 +148,25 @@ void Bar1Bindings::erase(Map::iterator it) {
     by_offset_.erase(it);
 }
 
+Bar1Bindings::Map::iterator Bar1Bindings::find_binding(Bar1FileId file, uint64_t offset) {
+    auto it = by_offset_.find(offset);
+    return it != by_offset_.end() && it->second.file == file ? it : by_offset_.end();
+}
+
 void Bar1Bindings::take_out(Map::iterator it, bool keep_contents) {
     const uint64_t offset = it->first;
     const uint64_t size = it->second.size;
     std::byte* at = window_.data() + offset;
+    if (it->second.parked) {
+        // The window holds the host's copy already: it stays (the host's memory back) or
+        // gives way to zeros; the file's pages go, as for any binding.
+        punch_file_range(it->second.fd, offset, size);
+        if (!keep_contents) {
+            restore_host(offset, size);
+        }
+        erase(it);
+        return;
+    }
     // The file's pages go (punched through the window's mapping while it is still there):
     // a user mapping reads zeros of its own from now on.
     const auto punch_file = [&] { (void)::madvise(at, size, MADV_REMOVE); };
@@ -196,7 +211,12 @@ void Bar1Bindings::punch(uint64_t offset, uint64_t size) {
          size > 0 && starts_before_end(by_offset_, it, offset, size); ++it) {
         const uint64_t start = std::max(offset, it->first);
         const uint64_t end = std::min(offset + size, it->first + it->second.size);
-        (void)::madvise(window_.data() + start, end - start, MADV_REMOVE);
+        if (it->second.parked) {
+            // The window's copy is the caller's to drop; the file's pages go here.
+            punch_file_range(it->second.fd, start, end - start);
+        } else {
+            (void)::madvise(window_.data() + start, end - start, MADV_REMOVE);
+        }
     }
 }
 
@@ -209,49 +229,70 @@ void Bar1Bindings::drop_overlapping(uint64_t offset, uint64_t size) {
     }
 }
 
-Result<bool> Bar1Bindings::retire(Bar1FileId file, int fd) {
+std::vector<uint64_t> Bar1Bindings::offsets_of(Bar1FileId file) const {
     auto owner = by_file_.find(file);
     if (owner == by_file_.end()) {
-        return true;  // nothing of the host's is in the file: a mapping of it shows only zeros
+        return {};
     }
-    const std::vector<uint64_t> offsets(owner->second.begin(), owner->second.end());
-    // The window's own mappings are writable mappings of the file too: replace them with
-    // inaccessible placeholders (the range stays reserved) while the seal is tried.
-    for (uint64_t offset : offsets) {
-        const uint64_t size = by_offset_.at(offset).size;
-        if (::mmap(window_.data() + offset, size, PROT_NONE, kHostFlags, -1, 0) == MAP_FAILED) {
-            restore_host(offset, size);
-        }
+    return std::vector<uint64_t>(owner->second.begin(), owner->second.end());
+}
+
+Result<void> Bar1Bindings::park(Bar1FileId file, uint64_t offset) {
+    auto it = find_binding(file, offset);
+    if (it == by_offset_.end()) {
+        return fail(ENOENT);
     }
-    // Sealing against writes fails (EBUSY) exactly while some writable shared mapping of
-    // the file exists, through any open file of it: then a user still maps it.
-    const bool unmapped = ::fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0;
-    for (uint64_t offset : offsets) {
-        auto it = by_offset_.find(offset);
-        const uint64_t size = it->second.size;
-        if (!unmapped) {
-            if (!map_file(fd, offset, size)) {
-                // Only at the map count limit: the host loses its view of this range, the
-                // user keeps its pages.
-                restore_host(offset, size);
-                erase(it);
-            }
-            continue;
-        }
-        const bool kept = it->second.moved_in &&
-                          replace_with_copy(offset, size, [&](std::byte* copy) {
-                              // Host memory the file held goes back to the host with what the user
-                              // wrote.
-                              return transfer_all([fd](std::byte* q, uint64_t n,
-                                                       off_t o) { return ::pread(fd, q, n, o); },
-                                                  copy, size, offset);
-                          }).has_value();
-        if (!kept) {
-            restore_host(offset, size);
-        }
-        erase(it);
+    if (it->second.parked) {
+        return {};
     }
-    return unmapped;
+    const uint64_t size = it->second.size;
+    const std::byte* at = window_.data() + offset;
+    // Sound: the caller holds the layout lock exclusively, so no host access runs here; users
+    // may store meanwhile, and those stores land in the file (the seal then fails).
+    GF_TRY(replace_with_copy(offset, size, [&](std::byte* copy) -> Result<void> {
+        std::memcpy(copy, at, size);
+        return {};
+    }));
+    it->second.parked = true;
+    return {};
+}
+
+Result<void> Bar1Bindings::unpark(Bar1FileId file, uint64_t offset) {
+    auto it = find_binding(file, offset);
+    if (it == by_offset_.end()) {
+        return fail(ENOENT);
+    }
+    if (!it->second.parked) {
+        return {};
+    }
+    const uint64_t size = it->second.size;
+    const int fd = it->second.fd;
+    if (it->second.moved_in) {
+        // Host memory: what the host wrote while parked is the newer, and goes to the file.
+        GF_TRY(
+            transfer_all([fd](std::byte* p, uint64_t n, off_t o) { return ::pwrite(fd, p, n, o); },
+                         window_.data() + offset, size, offset));
+    }
+    GF_TRY(map_file(fd, offset, size));
+    it->second.parked = false;
+    return {};
+}
+
+void Bar1Bindings::settle(Bar1FileId file, uint64_t offset) {
+    auto it = find_binding(file, offset);
+    if (it == by_offset_.end()) {
+        return;
+    }
+    if (!it->second.parked) {
+        // Not reached: the seal cannot hold while the window maps the file. Taken out the
+        // ordinary way all the same.
+        take_out(it, it->second.moved_in);
+        return;
+    }
+    if (!it->second.moved_in) {
+        restore_host(it->first, it->second.size);  // a block's memory leaves the window
+    }
+    erase(it);
 }
 
 void Bar1Bindings::forget(Bar1FileId file) {

@@ -7,8 +7,14 @@
 // no copies. Only the bound user's file ever holds those pages: a user mapping any other
 // offset of its own file sees its own zeros, never someone else's memory.
 //
-// Not thread-safe: the device calls it under its lock, with BAR1's layout held exclusively
-// (a host access to the window must not run while a range is being replaced).
+// Not thread-safe: the device calls it with BAR1's layout lock held exclusively (a host access
+// to the window must not run while a range is being replaced).
+//
+// Retiring a closed file (Bar1Memory::retire_file) goes in steps, each under the lock on its
+// own, so that a file with many bindings never holds the lock for all of them: park() each
+// binding (the window shows a host copy of its pages, so the window no longer maps the file),
+// try the seal with no lock held, then settle() each (sealed: the file is out) or unpark() it
+// (not sealed: the file's pages are mapped back).
 #pragma once
 
 #include <cstddef>
@@ -17,6 +23,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <vector>
 
 #include "base/result.h"
 
@@ -49,10 +56,20 @@ class Bar1Bindings {
     // Drops every binding overlapping [offset, offset + size), whoever holds it: the device
     // freed the memory underneath (DEALLOCATE, a host region going away).
     void drop_overlapping(uint64_t offset, uint64_t size);
-    // If no user maps `fd` writably any more, takes all of `file`'s bindings out (moved-in
-    // contents back to the host) and returns true; otherwise changes nothing, false. The
-    // file cannot be written again afterwards (F_SEAL_WRITE): only retire a closed file.
-    Result<bool> retire(Bar1FileId file, int fd);
+    // The retire steps (above). The offsets of `file`'s bindings.
+    std::vector<uint64_t> offsets_of(Bar1FileId file) const;
+    // The window at `file`'s binding at `offset` becomes host pages holding a copy of the
+    // file's; host accesses go on, to the copy. ENOENT if `file` has no binding there (it
+    // went meanwhile), ENOMEM if no copy can be made (nothing changed).
+    Result<void> park(Bar1FileId file, uint64_t offset);
+    // A parked binding maps the file again. Moved-in memory first carries what the host wrote
+    // to the copy meanwhile into the file; a fresh block's file pages are the user's and stay.
+    // On failure (the map count, the file's memory) it stays parked and the error is returned:
+    // the caller counts it, and the next retire tries again. ENOENT if it went meanwhile.
+    Result<void> unpark(Bar1FileId file, uint64_t offset);
+    // After the seal held: the parked binding leaves; moved-in memory stays the host's (the
+    // copy, with what the user wrote before the seal), a fresh block's window reads zeros.
+    void settle(Bar1FileId file, uint64_t offset);
     // Drops every binding of `file` (it is being closed).
     void forget(Bar1FileId file);
     // Drops every binding (device reset).
@@ -68,6 +85,11 @@ class Bar1Bindings {
         uint64_t size = 0;
         Bar1FileId file = 0;
         bool moved_in = false;
+        // Parked (retire in progress): the window holds host pages, not the file's.
+        bool parked = false;
+        // The file's descriptor, owned by the platform, open for as long as it has bindings
+        // (it forgets the file before closing it).
+        int fd = -1;
     };
     using Map = std::map<uint64_t, Binding>;
 
@@ -81,6 +103,8 @@ class Bar1Bindings {
     bool overlaps(uint64_t offset, uint64_t size) const;
     // Takes one binding out; `keep_contents` copies the pages back into the host's memory.
     void take_out(Map::iterator it, bool keep_contents);
+    // `file`'s binding at exactly `offset`, or end().
+    Map::iterator find_binding(Bar1FileId file, uint64_t offset);
     void erase(Map::iterator it);
     // Host pages filled by `fill` replace whatever the window maps at the range.
     template <class Fill>

@@ -1,17 +1,27 @@
 #include "device/bar1_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "base/checked.h"
 #include "base/shared_memory.h"
 
 namespace gf::device {
+namespace {
+
+// How many bindings a retire handles per hold of the layout lock: a hold stays in the order
+// of one ioctl, and the lock changes hands often enough.
+constexpr size_t kBindingsPerHold = 16;
+
+}  // namespace
 
 Result<std::unique_ptr<Bar1Memory>> Bar1Memory::create(uint64_t size, size_t max_bindings) {
     if (size == 0 || size > SIZE_MAX) {
@@ -68,8 +78,74 @@ void Bar1Memory::drop_bound(uint64_t offset, uint64_t size) {
 }
 
 Result<bool> Bar1Memory::retire_file(Bar1FileId file, int fd) {
-    WriterLock lock(layout_lock_);
-    return bindings_.retire(file, fd);
+    std::vector<uint64_t> offsets;
+    {
+        ReaderLock lock(layout_lock_);
+        offsets = bindings_.offsets_of(file);
+    }
+    if (offsets.empty()) {
+        return true;  // nothing of the host's is in the file: a mapping of it shows only zeros
+    }
+    seal_checks_.fetch_add(1, std::memory_order_relaxed);
+    // A few bindings per hold of the lock (each a copy of its pages and two mapping calls),
+    // then a yield, so that a waiting access or layout change gets in between: an unlock
+    // followed at once by a lock would often win the lock again.
+    bool parked_all = true;
+    int park_error = 0;
+    for (size_t at = 0; at < offsets.size() && parked_all; at += kBindingsPerHold) {
+        {
+            WriterLock lock(layout_lock_);
+            for (size_t i = at; i < std::min(offsets.size(), at + kBindingsPerHold); ++i) {
+                Result<void> parked = bindings_.park(file, offsets[i]);
+                if (!parked && parked.error().value() != ENOENT) {  // ENOENT: it went meanwhile
+                    parked_all = false;
+                    park_error = parked.error().value();
+                    break;
+                }
+            }
+        }
+        std::this_thread::yield();
+    }
+    // With no lock held. It fails (EBUSY) exactly while some writable shared mapping of the
+    // file exists, through any open file of it; the window's own no longer count.
+    const bool sealed = parked_all && ::fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0;
+    if (parked_all && !sealed && errno != EBUSY) {
+        // Not "still mapped": the file refuses the seal itself, and would linger for ever.
+        std::fprintf(stderr, "goldfish: a closed file cannot be sealed (%s); it stays open\n",
+                     std::strerror(errno));
+    }
+    uint64_t failures = 0;
+    int remap_error = 0;
+    for (size_t at = 0; at < offsets.size(); at += kBindingsPerHold) {
+        {
+            WriterLock lock(layout_lock_);
+            for (size_t i = at; i < std::min(offsets.size(), at + kBindingsPerHold); ++i) {
+                if (sealed) {
+                    bindings_.settle(file, offsets[i]);
+                } else if (Result<void> back = bindings_.unpark(file, offsets[i]);
+                           !back && back.error().value() != ENOENT) {
+                    ++failures;
+                    remap_error = back.error().value();
+                }
+            }
+        }
+        std::this_thread::yield();
+    }
+    if (park_error != 0) {
+        std::fprintf(stderr,
+                     "goldfish: checking whether a closed file is still mapped: a range could "
+                     "not be copied (%s); checked again later\n",
+                     std::strerror(park_error));
+    }
+    if (failures > 0) {
+        remap_failures_.fetch_add(failures, std::memory_order_relaxed);
+        std::fprintf(stderr,
+                     "goldfish: %llu range(s) of a closed, still mapped file could not be mapped "
+                     "back into BAR1 (%s): the host works on its own copy there until the next "
+                     "check maps them back\n",
+                     static_cast<unsigned long long>(failures), std::strerror(remap_error));
+    }
+    return sealed;
 }
 
 void Bar1Memory::forget_file(Bar1FileId file) {
@@ -117,11 +193,6 @@ size_t Bar1Memory::mapping_count() const {
 uint64_t Bar1Memory::backed_bytes() const {
     ReaderLock lock(layout_lock_);
     return mappings_.backed_bytes();
-}
-
-Result<std::span<std::byte>> Bar1Memory::backed_view(uint64_t offset, uint64_t size) const {
-    ReaderLock lock(layout_lock_);
-    return backed_view_locked(offset, size);
 }
 
 Result<std::span<std::byte>> Bar1Memory::backed_view_locked(uint64_t offset, uint64_t size) const {

@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -62,6 +63,11 @@ class Bar1Memory {
         GF_EXCLUDES(layout_lock_);
     void unbind_file(Bar1FileId file, uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
     void drop_bound(uint64_t offset, uint64_t size) GF_EXCLUDES(layout_lock_);
+    // True once no user maps `fd` writably (F_SEAL_WRITE held): everything of `file` is then
+    // out of BAR1 and the file can never be written again (only retire a closed file). False
+    // if a user still maps it: nothing changed, but for a failure to map a range back, which
+    // is counted (remap_failures), logged, and tried again by the next retire. The layout
+    // lock is held for a few bindings at a time, never for all of them (Bar1Bindings).
     Result<bool> retire_file(Bar1FileId file, int fd) GF_EXCLUDES(layout_lock_);
     void forget_file(Bar1FileId file) GF_EXCLUDES(layout_lock_);
     size_t bound_count() const GF_EXCLUDES(layout_lock_);
@@ -78,12 +84,15 @@ class Bar1Memory {
         GF_EXCLUDES(layout_lock_);
     size_t mapping_count() const GF_EXCLUDES(layout_lock_);
     uint64_t backed_bytes() const GF_EXCLUDES(layout_lock_);
+    // How many retire_file calls tried the seal (files that had bindings), and how many ranges
+    // could not be mapped back after a seal failed (each stays on a host copy until a later
+    // retire maps it back).
+    uint64_t seal_checks() const { return seal_checks_.load(std::memory_order_relaxed); }
+    uint64_t remap_failures() const { return remap_failures_.load(std::memory_order_relaxed); }
 
-    // Host view of [offset, offset + size); EFAULT unless one mapping covers all of it. The
-    // span stays valid until that mapping is removed.
-    Result<std::span<std::byte>> backed_view(uint64_t offset, uint64_t size) const
-        GF_EXCLUDES(layout_lock_);
-    // The same for a holder of the layout lock, whose view is valid while it holds it.
+    // Host view of [offset, offset + size) for a holder of the layout lock; EFAULT unless one
+    // mapping covers all of it. Valid while the caller holds the lock, and no longer: there is
+    // no unguarded variant (a span that outlives the lock dangles once the layout changes).
     Result<std::span<std::byte>> backed_view_locked(uint64_t offset, uint64_t size) const
         GF_REQUIRES_SHARED(layout_lock_);
 
@@ -102,6 +111,8 @@ class Bar1Memory {
     mutable SharedMutex layout_lock_;
     MemoryMappingTable mappings_ GF_GUARDED_BY(layout_lock_);
     Bar1Bindings bindings_ GF_GUARDED_BY(layout_lock_);
+    std::atomic<uint64_t> seal_checks_{0};
+    std::atomic<uint64_t> remap_failures_{0};
 };
 
 }  // namespace gf::device

@@ -24,6 +24,8 @@ bool Context::wait_stopped(std::chrono::steady_clock::time_point) {
     return true;
 }
 
+void Context::abandon() {}
+
 void assume_device_lock_held(const Context& context, const DeviceServices& services) {
     // Every context is made with its device's services (ContextParams), so this never fires.
     if (&context.device_lock() != &services.device_lock()) {

@@ -10,8 +10,12 @@
 //   1. calls stop_locked(), right after the handle left the table: it must not block;
 //   2. calls release_locked() in the same hold of its lock: the context gives back all it
 //      holds, so the books never show a handle gone and its memory still held;
-//   3. unlocks, then calls wait_stopped(deadline) (config: context_stop_timeout);
-//   4. destroys the context, without its lock.
+//   3. unlocks and hands it to its reaper (context_reaper.h), which calls
+//      wait_stopped(deadline) (config: context_stop_timeout) on a thread of its own, so that
+//      the register write that ended it never waits for a context's thread;
+//   4. the reaper destroys the context, without any device lock, once wait_stopped returned
+//      true; never before. One whose thread is still running when the device ends is leaked
+//      (abandon()), with its thread left running.
 // A synchronous context (types 5 and 6) does all its work in perform_locked and needs only 2.
 //
 // The rule for a context that works on its own thread (ASG's consumer; use AsyncContext,
@@ -24,8 +28,8 @@
 //   - It sleeps when idle; perform_locked wakes it (wake() never blocks under the device lock).
 //   - It stops within the bound: stop_locked revokes its Bar1Access (after which none of its
 //     accesses is in flight and all fail) and asks it to stop; it checks between steps and
-//     returns. One that overruns the bound cannot touch BAR1 any more; the device joins it
-//     later.
+//     returns. One that overruns the bound cannot touch BAR1 any more; the reaper destroys
+//     it once it returns, or leaks it at the device's end.
 //   - State it shares with perform_locked is the context's own, under the context's own lock,
 //     held briefly; the device's books are not its business.
 #pragma once
@@ -78,6 +82,9 @@ class Context {
     // True once the context's thread (if any) has finished; false if `deadline` came first.
     virtual bool wait_stopped(std::chrono::steady_clock::time_point deadline)
         GF_EXCLUDES(device_lock());
+    // The context is being leaked with its thread still running (the device's end): the
+    // thread is left to itself. The object is never destroyed afterwards.
+    virtual void abandon();
 
   protected:
     explicit Context(DeviceServices& services) : services_(services) {}

@@ -18,6 +18,10 @@ struct DeviceStats {
     uint64_t memory_mappings = 0;  // backed ranges
     uint64_t backed_bytes = 0;
     uint64_t file_bindings = 0;  // BAR1 ranges bound to users' memory files
+    // Closed files with bindings checked for mappings by sealing (Bar1Memory::retire_file),
+    // and ranges that could not be mapped back after a failed seal (each logged).
+    uint64_t file_seal_checks = 0;
+    uint64_t file_remap_failures = 0;
     uint64_t shared_slot_slabs = 0;
     uint64_t asg_blocks = 0;           // 16 MiB blocks behind ASG rings and buffers
     uint64_t asg_protocol_errors = 0;  // what ASG guests wrote that the consumers refused

@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "base/unique_fd.h"
 #include "driver/driver.h"
 #include "driver/file.h"
+#include "node/mapping_scan.h"
 
 namespace gf::node {
 namespace {
@@ -31,9 +33,16 @@ constexpr uint64_t kFirstNodeId = 16;
 constexpr double kFixedTimeout = 1.0;
 constexpr auto kInitLimit = std::chrono::seconds(10);
 // How often files closed with live mappings are checked again: soon at first, then less
-// often while none goes (each check remaps every range such a file holds).
+// often while none goes. Each check scans other processes' maps (no lock of the device's);
+// only when that shows no mapping does the driver's check park the file's ranges.
 constexpr auto kLingerFirstRetry = std::chrono::milliseconds(20);
 constexpr auto kLingerMaxRetry = std::chrono::milliseconds(1000);
+// The scan is a hint that can err towards "mapped" (a process mapping its own file at the
+// same offsets): every so many checks of a file the authoritative one runs regardless.
+constexpr unsigned kAuthoritativeEvery = 16;
+// The scan reads every process's maps: for a file with few ranges the authoritative check
+// (a few short holds of BAR1's layout lock) costs less, and runs straight away.
+constexpr size_t kScanAboveRanges = 256;
 
 bool is_node(fuse_ino_t ino) {
     return ino >= kFirstNodeId;
@@ -52,6 +61,7 @@ struct FuseNode::OpenNode {
     std::shared_ptr<driver::File> file;  // the node
     int32_t backing_id = 0;              // the node's passthrough registration, if any
     std::string status;                  // the status file: a snapshot taken at open
+    unsigned lingering_checks = 0;       // by the reaper, its only user once lingering
 };
 
 struct FuseNode::Ops {
@@ -283,7 +293,7 @@ struct FuseNode::Ops {
             passthrough::Shim::close_backing(node.fuse_fd_, owned->backing_id);
             owned->backing_id = 0;
         }
-        if (!owned->file || owned->file->release_if_unmapped()) {
+        if (!owned->file || node.release_if_unmapped(*owned, /*force=*/false)) {
             return;
         }
         {
@@ -468,6 +478,10 @@ Result<std::unique_ptr<FuseNode>> FuseNode::mount(const FuseNodeConfig& config,
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    // Served by the workers: the root's device is the one a mapping of the node shows.
+    if (struct stat st{}; ::stat(config.mount_dir.c_str(), &st) == 0) {
+        node->mount_dev_ = st.st_dev;
+    }
     bool available = false;
     std::string reason;
     if (!config.no_mmap_reason.empty()) {
@@ -520,6 +534,31 @@ uint64_t FuseNode::lingering_files() const {
     return lingering_.size();
 }
 
+bool FuseNode::release_if_unmapped(OpenNode& open_node, bool force) {
+    driver::File& file = *open_node.file;
+    const std::optional<int> memory = file.memory_fd();
+    if (!force && memory) {
+        MappedFile mapped;
+        mapped.node_dev = mount_dev_;
+        mapped.node_ino = kNodeIno;
+        struct stat st {};
+        if (::fstat(*memory, &st) == 0) {
+            mapped.memory_dev = st.st_dev;
+            mapped.memory_ino = st.st_ino;
+        }
+        const driver::FileBooks books = file.books();
+        mapped.ranges.insert(books.blocks.begin(), books.blocks.end());
+        mapped.ranges.insert(books.claims.begin(), books.claims.end());
+        if (mapped.ranges.size() > kScanAboveRanges) {
+            mapping_scans_.fetch_add(1, std::memory_order_relaxed);
+            if (scan_for_mappings(mapped, ::getpid()) == MappingScan::kMapped) {
+                return false;
+            }
+        }
+    }
+    return file.release_if_unmapped();
+}
+
 void FuseNode::reap_lingering() {
     auto retry = kLingerFirstRetry;
     for (;;) {
@@ -534,7 +573,8 @@ void FuseNode::reap_lingering() {
         bool released = false;
         for (OpenNode* open_node : candidates) {
             // Only this thread and stop() (after joining it) take files out of lingering_.
-            if (open_node->file->release_if_unmapped()) {
+            const bool force = ++open_node->lingering_checks % kAuthoritativeEvery == 0;
+            if (release_if_unmapped(*open_node, force)) {
                 MutexLock lock(open_mutex_);
                 lingering_.erase(open_node);
                 delete open_node;

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -80,6 +81,9 @@ class FuseNode {
     // Files closed while a client still maps their memory: kept (blocks, handle) until the
     // last writable mapping is gone, as a kernel driver's release waits for munmap.
     uint64_t lingering_files() const GF_EXCLUDES(open_mutex_);
+    // How often a closed file's mappings were looked for in other processes' maps (the cheap
+    // check, without any lock of the device's; mapping_scan.h).
+    uint64_t mapping_scans() const { return mapping_scans_.load(std::memory_order_relaxed); }
 
     // Stops the workers (after the calls they are running), unmounts, aborts the
     // connection so clients still holding files get errors, never a hang, and releases
@@ -101,6 +105,10 @@ class FuseNode {
 
     // Retries lingering files until each can go; runs while any is lingering.
     void reap_lingering() GF_EXCLUDES(open_mutex_);
+    // Releases the open's driver file if no client maps its memory any more: first the cheap
+    // scan of other processes' maps (not when `force`, nor for a file that held few ranges),
+    // then, unless that saw a mapping, the driver's authoritative check. True once released.
+    bool release_if_unmapped(OpenNode& open_node, bool force);
 
     FuseNodeConfig config_;
     driver::Driver& driver_;
@@ -129,6 +137,9 @@ class FuseNode {
     bool stopping_ GF_GUARDED_BY(open_mutex_) = false;
     std::condition_variable lingering_cv_;
     std::thread reaper_;
+    // The mount's device: mappings of the node show it in /proc/<pid>/maps.
+    dev_t mount_dev_ = 0;
+    std::atomic<uint64_t> mapping_scans_{0};
 };
 
 }  // namespace gf::node

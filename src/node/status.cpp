@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 namespace gf::node {
 namespace {
@@ -60,6 +61,10 @@ std::string to_json(const Status& s) {
         {"area_free_bytes", s.area_free_bytes},
         {"mmap", s.mmap},
         {"lingering_files", s.lingering_files},
+        {"mapping_scans", s.mapping_scans},
+        {"seal_checks", s.seal_checks},
+        {"remap_failures", s.remap_failures},
+        {"stalled_contexts", s.stalled_contexts},
     };
     if (!s.mmap) {
         j["mmap_unavailable"] = s.mmap_reason;
@@ -91,6 +96,13 @@ Result<Status> status_from_json(std::string_view json) {
               number("blocks", s.blocks) && number("block_bytes", s.block_bytes) &&
               number("claims", s.claims) && number("area_free_bytes", s.area_free_bytes) &&
               number("lingering_files", s.lingering_files);
+    // Newer counters: absent from an older daemon's document, they read as 0.
+    for (auto [key, out] :
+         {std::pair{"mapping_scans", &s.mapping_scans}, std::pair{"seal_checks", &s.seal_checks},
+          std::pair{"remap_failures", &s.remap_failures},
+          std::pair{"stalled_contexts", &s.stalled_contexts}}) {
+        ok = ok && (!j.contains(key) || number(key, *out));
+    }
     auto mmap = j.find("mmap");
     ok = ok && mmap != j.end() && mmap->is_boolean();
     if (ok) {
@@ -148,6 +160,10 @@ std::string to_text(const Status& s) {
     line("BAR1 free", std::to_string(s.area_free_bytes) + " bytes");
     line("mmap", s.mmap ? "available" : "unavailable: " + s.mmap_reason);
     line("lingering files", std::to_string(s.lingering_files));
+    line("mapping checks", std::to_string(s.mapping_scans) + " scans, " +
+                               std::to_string(s.seal_checks) + " seals tried, " +
+                               std::to_string(s.remap_failures) + " ranges not mapped back");
+    line("stalled contexts", std::to_string(s.stalled_contexts));
     if (s.asg) {
         line("ASG sink", s.asg->sink + " (buffer " + std::to_string(s.asg->buffer_size) +
                              " bytes, write step " + std::to_string(s.asg->write_step) + " bytes)");

@@ -42,6 +42,14 @@ struct Status {
     std::string mmap_reason;  // if not, why
     // Files closed while a client still maps their memory: kept until the mapping goes.
     uint64_t lingering_files = 0;
+    // How closed files were checked for mappings: scans of other processes' maps (no device
+    // lock), and seals tried (the authoritative check, one range at a time under BAR1's
+    // layout lock) with the ranges that could not be mapped back after a failed one.
+    uint64_t mapping_scans = 0;
+    uint64_t seal_checks = 0;
+    uint64_t remap_failures = 0;
+    // Ended contexts whose threads overran the stop bound and still run (kept until they do).
+    uint64_t stalled_contexts = 0;
     // Absent with --pci: a guest cannot see the host's state.
     std::optional<AsgStatus> asg;
 };

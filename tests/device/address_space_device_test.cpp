@@ -402,14 +402,14 @@ TEST(DevicePhysStartTest, ZeroPhysStartFallsBackToTheVmmsBar1Base) {
     ASSERT_EQ(guest.create(h, 5), kPingOk);
     const auto block = guest.allocate_block(1);
     EXPECT_EQ(guest.ping_command(h, 1, kBar1Base + block.offset, 4096).metadata, kPingOk);
-    EXPECT_TRUE(guest.device().host_memory(kBar1Base + block.offset, 4096));
+    EXPECT_TRUE(testing::host_memory(guest.device(), kBar1Base + block.offset, 4096));
     // The VMM moves BAR1: the same offset now answers at the new base.
     guest.device().set_bar1_phys_start_hint(2 * kBar1Base);
-    EXPECT_FALSE(guest.device().host_memory(kBar1Base + block.offset, 4096));
-    EXPECT_TRUE(guest.device().host_memory(2 * kBar1Base + block.offset, 4096));
+    EXPECT_FALSE(testing::host_memory(guest.device(), kBar1Base + block.offset, 4096));
+    EXPECT_TRUE(testing::host_memory(guest.device(), 2 * kBar1Base + block.offset, 4096));
     // A PHYS_START written by the guest wins over the hint.
     guest.write64(Reg::PHYS_START_LOW, 3 * kBar1Base);
-    EXPECT_TRUE(guest.device().host_memory(3 * kBar1Base + block.offset, 4096));
+    EXPECT_TRUE(testing::host_memory(guest.device(), 3 * kBar1Base + block.offset, 4096));
 }
 
 // ---- reset ----

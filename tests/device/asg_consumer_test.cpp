@@ -52,8 +52,12 @@ class AsgConsumerTest : public ::testing::Test {
         bar1_ = Bar1Memory::create(4u << 20, 16).value();
         ASSERT_TRUE(bar1_->map(kRing, 16384, 1));
         ASSERT_TRUE(bar1_->map(kBuffer, buffer_size, 1));
-        ring_ = bar1_->backed_view(kRing, kRingStorageSize).value();
-        buffer_ = bar1_->backed_view(kBuffer, buffer_size).value();
+        {
+            // The test owns every layout change, so the spans stay valid after the lock.
+            ReaderLock lock(bar1_->layout_lock());
+            ring_ = bar1_->backed_view_locked(kRing, kRingStorageSize).value();
+            buffer_ = bar1_->backed_view_locked(kBuffer, buffer_size).value();
+        }
         view_ = std::bit_floor(buffer_size);
         access_ = std::make_unique<Bar1Access>(*bar1_);
         // As the context lays it out, and as asg_context_create and mode 1 leave it.

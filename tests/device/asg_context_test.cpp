@@ -52,7 +52,7 @@ TEST(AsgContextTest, CreateLaysOutRingAndBufferWhereTheEmulatorPutsThem) {
     EXPECT_EQ(guest.device().stats().asg_blocks, 2u);
     EXPECT_EQ(guest.device().stats().contexts_by_type.at(0), 1u);
 
-    auto mem = guest.device().host_memory(kBar1Base + ring.metadata, 12288).value();
+    auto mem = testing::host_memory(guest.device(), kBar1Base + ring.metadata, 12288).value();
     auto u32 = [&](uint64_t at) {
         uint32_t v;
         std::memcpy(&v, &mem[at], 4);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "device/device_test_access.h"
 #include "device/ping_info.h"
 #include "device/registers.h"
 #include "hw/context_types.h"
@@ -110,7 +111,7 @@ Result<std::byte*> DeviceAsgTransport::map(uint64_t offset, uint64_t size) {
     }
     // The one place the in-process guest reaches the host's memory: the span stays valid
     // until the device removes the mapping, which DESTROY_HANDLE (close()) does.
-    std::span<std::byte> memory = GF_TRY(device_.host_memory(bar1_base_ + offset, size));
+    std::span<std::byte> memory = GF_TRY(testing::host_memory(device_, bar1_base_ + offset, size));
     return memory.data();
 }
 

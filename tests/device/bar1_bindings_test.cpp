@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
+#include "device/bar1_memory.h"
 
 namespace gf::device {
 namespace {
@@ -122,43 +124,117 @@ TEST_F(Bar1BindingsTest, MovedInHostMemoryGoesBackWithTheUsersStores) {
     EXPECT_EQ(load(at(0x20000)), 0x4444u);
 }
 
-TEST_F(Bar1BindingsTest, RetireWaitsForTheLastWritableMapping) {
-    Bar1Bindings& b = make();
+// Retiring runs through Bar1Memory, which steps through the bindings under its lock.
+class Bar1RetireTest : public ::testing::Test {
+  protected:
+    uint64_t load_host(uint64_t offset) {
+        std::byte bytes[8];
+        EXPECT_TRUE(bar1_->copy_out(offset, bytes));
+        return load(bytes);
+    }
+    void store_host(uint64_t offset, uint64_t value) {
+        std::byte bytes[8];
+        store(bytes, value);
+        EXPECT_TRUE(bar1_->copy_in(offset, bytes));
+    }
+    std::unique_ptr<Bar1Memory> bar1_ = Bar1Memory::create(kWindow, 64).value();
+};
+
+TEST_F(Bar1RetireTest, RetireWaitsForTheLastWritableMapping) {
     UniqueFd fd = memory_file();
-    store(at(0x30000), 0x7777);
-    ASSERT_TRUE(b.bind(1, fd.get(), 0, kPage, false));
-    ASSERT_TRUE(b.bind(1, fd.get(), 0x30000, kPage, true));
+    store_host(0x30000, 0x7777);
+    ASSERT_TRUE(bar1_->bind_file(1, fd.get(), 0, kPage, false));
+    ASSERT_TRUE(bar1_->bind_file(1, fd.get(), 0x30000, kPage, true));
     Mapping user = map_user(fd.get(), 0, kPage);
     store(user.data(), 0x1234);
-    auto first = b.retire(1, fd.get());
+    auto first = bar1_->retire_file(1, fd.get());
     ASSERT_TRUE(first);
     EXPECT_FALSE(*first);
     // Nothing changed: still shared both ways.
-    EXPECT_EQ(load(at(0)), 0x1234u);
-    store(at(8), 0x99);
+    EXPECT_EQ(load_host(0), 0x1234u);
+    store_host(8, 0x99);
     EXPECT_EQ(load(user.data() + 8), 0x99u);
-    EXPECT_EQ(b.count(), 2u);
+    EXPECT_EQ(bar1_->bound_count(), 2u);
+    EXPECT_EQ(bar1_->seal_checks(), 1u);
+    EXPECT_EQ(bar1_->remap_failures(), 0u);
     user.reset();
-    auto second = b.retire(1, fd.get());
+    auto second = bar1_->retire_file(1, fd.get());
     ASSERT_TRUE(second);
     EXPECT_TRUE(*second);
-    EXPECT_EQ(b.count(), 0u);
-    EXPECT_EQ(load(at(0)), 0u) << "a block's memory leaves the window";
-    EXPECT_EQ(load(at(0x30000)), 0x7777u) << "held memory goes back to the host";
+    EXPECT_EQ(bar1_->bound_count(), 0u);
+    EXPECT_EQ(load_host(0), 0u) << "a block's memory leaves the window";
+    EXPECT_EQ(load_host(0x30000), 0x7777u) << "held memory goes back to the host";
 }
 
-TEST_F(Bar1BindingsTest, ReadOnlyMappingsOfAWritableFileStillCount) {
-    Bar1Bindings& b = make();
+TEST_F(Bar1RetireTest, AFileWithoutBindingsIsRetiredWithoutASeal) {
     UniqueFd fd = memory_file();
-    ASSERT_TRUE(b.bind(1, fd.get(), 0, kPage, false));
+    Mapping user = map_user(fd.get(), 0, kPage);
+    EXPECT_TRUE(*bar1_->retire_file(1, fd.get()));
+    EXPECT_EQ(bar1_->seal_checks(), 0u);
+}
+
+TEST_F(Bar1RetireTest, ReadOnlyMappingsOfAWritableFileStillCount) {
+    UniqueFd fd = memory_file();
+    ASSERT_TRUE(bar1_->bind_file(1, fd.get(), 0, kPage, false));
     void* p = ::mmap(nullptr, kPage, PROT_READ, MAP_SHARED, fd.get(), 0);
     ASSERT_NE(p, MAP_FAILED);
     Mapping ro(p, kPage);
-    auto r = b.retire(1, fd.get());
+    auto r = bar1_->retire_file(1, fd.get());
     ASSERT_TRUE(r);
     EXPECT_FALSE(*r) << "it could be mprotect'ed writable again";
     ro.reset();
-    EXPECT_TRUE(*b.retire(1, fd.get()));
+    EXPECT_TRUE(*bar1_->retire_file(1, fd.get()));
+}
+
+// The steps themselves: what the host writes while a range is parked.
+TEST_F(Bar1BindingsTest, UnparkingMovedInMemoryCarriesTheHostsWritesIntoTheFile) {
+    Bar1Bindings& b = make();
+    UniqueFd fd = memory_file();
+    store(at(0x20000), 0x4444);
+    ASSERT_TRUE(b.bind(1, fd.get(), 0x20000, kPage, /*move_in=*/true));
+    Mapping user = map_user(fd.get(), 0x20000, kPage);
+    ASSERT_TRUE(b.park(1, 0x20000));
+    EXPECT_EQ(load(at(0x20000)), 0x4444u) << "the host works on a copy";
+    store(at(0x20000 + 8), 0x5555);  // the host, while parked
+    EXPECT_EQ(load(user.data() + 8), 0u) << "not shared while parked";
+    ASSERT_TRUE(b.unpark(1, 0x20000));
+    EXPECT_EQ(load(user.data() + 8), 0x5555u) << "the host's write reached the file";
+    store(user.data() + 16, 0x6666);
+    EXPECT_EQ(load(at(0x20000 + 16)), 0x6666u) << "shared again";
+}
+
+TEST_F(Bar1BindingsTest, UnparkingABlockKeepsTheUsersPages) {
+    Bar1Bindings& b = make();
+    UniqueFd fd = memory_file();
+    ASSERT_TRUE(b.bind(1, fd.get(), 0, kPage, false));
+    Mapping user = map_user(fd.get(), 0, kPage);
+    store(user.data(), 0x1111);
+    ASSERT_TRUE(b.park(1, 0));
+    store(user.data(), 0x2222);  // the user, while parked
+    ASSERT_TRUE(b.unpark(1, 0));
+    EXPECT_EQ(load(at(0)), 0x2222u);
+    store(at(8), 0x3333);
+    EXPECT_EQ(load(user.data() + 8), 0x3333u);
+}
+
+TEST_F(Bar1BindingsTest, AParkedBindingCanBeTakenOutLikeAnyOther) {
+    Bar1Bindings& b = make();
+    UniqueFd fd = memory_file();
+    ASSERT_TRUE(b.bind(1, fd.get(), 0, kPage, false));
+    ASSERT_TRUE(b.bind(1, fd.get(), kPage, kPage, false));
+    Mapping user = map_user(fd.get(), 0, 2 * kPage);
+    store(user.data(), 0x1111);
+    store(user.data() + kPage, 0x2222);
+    ASSERT_TRUE(b.park(1, 0));
+    ASSERT_TRUE(b.park(1, kPage));
+    b.drop_overlapping(0, kPage);  // the device freed the memory under one of them
+    EXPECT_EQ(load(user.data()), 0u) << "the file's pages went";
+    EXPECT_EQ(load(at(0)), 0u);
+    b.punch(kPage, kPage);
+    EXPECT_EQ(load(user.data() + kPage), 0u);
+    EXPECT_EQ(b.unpark(1, 0).error().value(), ENOENT);
+    ASSERT_TRUE(b.unpark(1, kPage));
+    EXPECT_EQ(b.count(), 1u);
 }
 
 TEST_F(Bar1BindingsTest, RefusesBadRangesOverlapsAndTooManyBindings) {

@@ -92,7 +92,7 @@ TEST(DeviceConcurrencyTest, ManyThreadsDrivingRegistersLeaveTheDeviceConsistent)
         std::deque<Live> live;
         auto release = [&](const Live& piece) {
             // Nobody else wrote into our memory while we held it.
-            auto host = guest.device().host_memory(piece.gpa, piece.size);
+            auto host = testing::host_memory(guest.device(), piece.gpa, piece.size);
             if (!host) {
                 failed.add(who, ": host_memory of its piece at GPA 0x", std::hex, piece.gpa,
                            std::dec, " (", piece.size, " bytes) failed before its release");
@@ -151,7 +151,7 @@ TEST(DeviceConcurrencyTest, ManyThreadsDrivingRegistersLeaveTheDeviceConsistent)
                 piece.gpa = kBar1Base + got.phys_addr;
                 piece.size = got.size;
             }
-            auto host = guest.device().host_memory(piece.gpa, piece.size);
+            auto host = testing::host_memory(guest.device(), piece.gpa, piece.size);
             if (!host) {
                 failed.add(who, " iteration ", i, ": host_memory of its new piece at GPA 0x",
                            std::hex, piece.gpa, std::dec, " (", piece.size, " bytes) failed");

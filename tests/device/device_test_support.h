@@ -10,6 +10,7 @@
 #include <span>
 
 #include "device/address_space_device.h"
+#include "device/device_test_access.h"
 #include "device/guest_memory.h"
 #include "device/ping_info.h"
 #include "device/registers.h"

@@ -45,16 +45,17 @@ TEST_F(HostMemoryAllocatorTest, TheMinimalClientSequenceSharesMemoryWithTheHost)
     ASSERT_EQ(block.status, 0u);
     const uint64_t gpa = kBar1Base + block.offset;
     ASSERT_EQ(allocate(h, gpa, block.size), kPingOk);
-    auto host = guest.device().host_memory(gpa, block.size).value();
+    auto host = testing::host_memory(guest.device(), gpa, block.size).value();
     EXPECT_TRUE(testing::all_zero(host));
     testing::fill_pattern(host, 1);
     // A second lookup (another "user" of get_host_ptr) sees the same bytes.
-    EXPECT_TRUE(testing::has_pattern(guest.device().host_memory(gpa, block.size).value(), 1));
-    EXPECT_TRUE(guest.device().host_memory(gpa + 4096, 100));  // a range lookup
+    EXPECT_TRUE(
+        testing::has_pattern(testing::host_memory(guest.device(), gpa, block.size).value(), 1));
+    EXPECT_TRUE(testing::host_memory(guest.device(), gpa + 4096, 100));  // a range lookup
     EXPECT_EQ(guest.device().stats().backed_bytes, block.size);
 
     EXPECT_EQ(unallocate(h, gpa), kPingOk);
-    EXPECT_EQ(guest.device().host_memory(gpa, 1).error(), Error(EFAULT));
+    EXPECT_EQ(testing::host_memory(guest.device(), gpa, 1).error(), Error(EFAULT));
     EXPECT_EQ(guest.deallocate_block(block.offset), 0u);
     EXPECT_EQ(guest.close(h), 0u);
     EXPECT_EQ(guest.device().stats().backed_bytes, 0u);
@@ -127,7 +128,7 @@ TEST_F(HostMemoryAllocatorTest, AnotherContextCanNeitherFreeNorOverlapAMapping) 
     EXPECT_EQ(allocate(other, gpa, 4096), kAllOnes);
     EXPECT_EQ(allocate(other, gpa + 4096, 4096), kAllOnes);  // inside h's mapping
     EXPECT_EQ(allocate(other, gpa + 8192, 4096), kPingOk);   // the free page next to it
-    EXPECT_TRUE(guest.device().host_memory(gpa, 8192));
+    EXPECT_TRUE(testing::host_memory(guest.device(), gpa, 8192));
     EXPECT_EQ(guest.device().stats().memory_mappings, 2u);
 }
 
@@ -136,12 +137,12 @@ TEST_F(HostMemoryAllocatorTest, DeallocatingABlockRemovesItsMappingsAndNothingSt
     const uint64_t gpa = kBar1Base + block.offset;
     ASSERT_EQ(allocate(h, gpa, 4096), kPingOk);
     ASSERT_EQ(allocate(h, gpa + 8192, 4096), kPingOk);
-    testing::fill_pattern(guest.device().host_memory(gpa, 4096).value(), 3);
+    testing::fill_pattern(testing::host_memory(guest.device(), gpa, 4096).value(), 3);
 
     EXPECT_EQ(guest.deallocate_block(block.offset), 0u);
     EXPECT_EQ(guest.device().stats().memory_mappings, 0u);
     EXPECT_EQ(guest.device().stats().backed_bytes, 0u);
-    EXPECT_FALSE(guest.device().host_memory(gpa, 1));
+    EXPECT_FALSE(testing::host_memory(guest.device(), gpa, 1));
     // The context forgot them: unallocating is now an error, not a double unmap.
     EXPECT_EQ(unallocate(h, gpa), kAllOnes);
 
@@ -151,9 +152,9 @@ TEST_F(HostMemoryAllocatorTest, DeallocatingABlockRemovesItsMappingsAndNothingSt
     const auto again = guest.allocate_block(3 * 4096);
     ASSERT_EQ(again.offset, block.offset);
     ASSERT_EQ(allocate(other, gpa, 4096), kPingOk);
-    EXPECT_TRUE(testing::all_zero(guest.device().host_memory(gpa, 4096).value()));
+    EXPECT_TRUE(testing::all_zero(testing::host_memory(guest.device(), gpa, 4096).value()));
     EXPECT_EQ(guest.close(h), 0u);
-    EXPECT_TRUE(guest.device().host_memory(gpa, 4096));
+    EXPECT_TRUE(testing::host_memory(guest.device(), gpa, 4096));
     EXPECT_EQ(unallocate(other, gpa), kPingOk);
 }
 
@@ -176,7 +177,7 @@ TEST_F(HostMemoryAllocatorTest, ReleasedMemoryLeavesTheProcessAndComesBackZeroed
     const auto block = guest.allocate_block(size);
     const uint64_t gpa = kBar1Base + block.offset;
     ASSERT_EQ(allocate(h, gpa, size), kPingOk);
-    auto host = guest.device().host_memory(gpa, size).value();
+    auto host = testing::host_memory(guest.device(), gpa, size).value();
     const size_t pages = size / static_cast<size_t>(sysconf(_SC_PAGESIZE));
     std::vector<unsigned char> resident(pages);
     // Untouched backed memory is not resident yet.
@@ -192,7 +193,7 @@ TEST_F(HostMemoryAllocatorTest, ReleasedMemoryLeavesTheProcessAndComesBackZeroed
     ASSERT_EQ(mincore(host.data(), size, resident.data()), 0);
     EXPECT_EQ(std::count_if(resident.begin(), resident.end(), [](auto r) { return r & 1; }), 0);
     ASSERT_EQ(allocate(h, gpa, size), kPingOk);
-    EXPECT_TRUE(testing::all_zero(guest.device().host_memory(gpa, size).value()));
+    EXPECT_TRUE(testing::all_zero(testing::host_memory(guest.device(), gpa, size).value()));
 }
 
 }  // namespace

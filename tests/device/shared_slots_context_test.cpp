@@ -50,10 +50,10 @@ TEST_F(SharedSlotsTest, AllocateReturnsABar1OffsetAndTheAlignedSize) {
     ASSERT_EQ(got.metadata, kPingOk);
     EXPECT_EQ(got.phys_addr, kFirstSlab);  // the slab's low end
     EXPECT_EQ(got.size, 4096u);
-    auto host = guest.device().host_memory(kBar1Base + got.phys_addr, got.size).value();
+    auto host = testing::host_memory(guest.device(), kBar1Base + got.phys_addr, got.size).value();
     testing::fill_pattern(host, 5);
     EXPECT_TRUE(testing::has_pattern(
-        guest.device().host_memory(kBar1Base + got.phys_addr, 4096).value(), 5));
+        testing::host_memory(guest.device(), kBar1Base + got.phys_addr, 4096).value(), 5));
     const auto stats = guest.device().stats();
     EXPECT_EQ(stats.host_regions, 1u);
     EXPECT_EQ(stats.host_region_bytes, kSlab);
@@ -87,13 +87,14 @@ TEST_F(SharedSlotsTest, SubAllocationIsATrueBestFit) {
 TEST_F(SharedSlotsTest, FreedPiecesMergeAndComeBackZeroed) {
     const PingInfo a = allocate(h, 4096);
     const PingInfo b = allocate(h, 4096);
-    testing::fill_pattern(guest.device().host_memory(kBar1Base + a.phys_addr, 8192).value(), 2);
+    testing::fill_pattern(
+        testing::host_memory(guest.device(), kBar1Base + a.phys_addr, 8192).value(), 2);
     ASSERT_EQ(unallocate(h, a.phys_addr), kPingOk);
     ASSERT_EQ(unallocate(h, b.phys_addr), kPingOk);
     const PingInfo c = allocate(h, 8192);  // fits only if a and b merged
     EXPECT_EQ(c.phys_addr, a.phys_addr);
-    EXPECT_TRUE(
-        testing::all_zero(guest.device().host_memory(kBar1Base + c.phys_addr, 8192).value()));
+    EXPECT_TRUE(testing::all_zero(
+        testing::host_memory(guest.device(), kBar1Base + c.phys_addr, 8192).value()));
 }
 
 TEST_F(SharedSlotsTest, OnlyTheAllocatingContextMayFree) {
@@ -149,13 +150,13 @@ TEST_F(SharedSlotsTest, DestroyHandleReturnsOnlyThatContextsPieces) {
     ASSERT_EQ(guest.create(other, 6), kPingOk);
     const PingInfo mine = allocate(h, 8192);
     const PingInfo theirs = allocate(other, 4096);
-    testing::fill_pattern(guest.device().host_memory(kBar1Base + theirs.phys_addr, 4096).value(),
-                          4);
+    testing::fill_pattern(
+        testing::host_memory(guest.device(), kBar1Base + theirs.phys_addr, 4096).value(), 4);
     ASSERT_EQ(guest.close(h), 0u);
     // mine's space is free again: the next 8 KiB request gets it back.
     EXPECT_EQ(allocate(other, 8192).phys_addr, mine.phys_addr);
     EXPECT_TRUE(testing::has_pattern(
-        guest.device().host_memory(kBar1Base + theirs.phys_addr, 4096).value(), 4));
+        testing::host_memory(guest.device(), kBar1Base + theirs.phys_addr, 4096).value(), 4));
     EXPECT_EQ(unallocate(other, theirs.phys_addr), kPingOk);
 }
 

@@ -3,16 +3,24 @@
 // nothing is left held. No timing: threads stop on counts or on ENODEV.
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "device/async_context.h"
+#include "device/context_registry.h"
 #include "driver/machine_fixture.h"
 
 namespace gf::driver {
 namespace {
 
+using namespace std::chrono_literals;
 using testing::kAllocate;
 using testing::kHostMemoryAllocator;
+using testing::kSharedSlots;
 using testing::kUnallocate;
 using testing::MachineTest;
 using testing::make_ping;
@@ -205,6 +213,118 @@ TEST_F(ConcurrencyTest, DevicePingsOfAHandleRaceTheFilesOwnPings) {
     expect_books_agree();
     file.reset();
     expect_nothing_held();
+}
+
+// A context whose thread, once asked to stop, waits for the test: a renderer that is slow to
+// let go (a wedged sink), without the ASG protocol around it.
+class StopGate {
+  public:
+    void open() {
+        {
+            std::lock_guard lock(mutex_);
+            open_ = true;
+        }
+        changed_.notify_all();
+    }
+    bool stuck() {
+        std::lock_guard lock(mutex_);
+        return stuck_;
+    }
+    bool wait_stuck() {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, 20s, [&] { return stuck_; });
+    }
+    void hold() {
+        std::unique_lock lock(mutex_);
+        stuck_ = true;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return open_; });
+        stuck_ = false;
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool open_ = false;
+    bool stuck_ = false;
+};
+
+StopGate* g_stop_gate = nullptr;
+constexpr uint64_t kSlowToStopType = 0x7E58;
+
+class SlowToStopContext final : public device::AsyncContext {
+  public:
+    static Result<std::unique_ptr<device::Context>> create(const device::ContextParams& params) {
+        return std::unique_ptr<device::Context>(new SlowToStopContext(params.services));
+    }
+    hw::ContextType type() const override { return static_cast<hw::ContextType>(kSlowToStopType); }
+    void perform_locked(device::PingInfo& info) override GF_REQUIRES(device_lock()) {
+        info.metadata = 0;
+    }
+
+  private:
+    explicit SlowToStopContext(device::DeviceServices& services) : AsyncContext(services) {}
+    void run() override {
+        while (wait_for_work()) {
+        }
+        g_stop_gate->hold();
+    }
+};
+
+bool eventually(const std::function<bool()>& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+// Issue 21 item 4: the driver holds its register lock during DESTROY_HANDLE, so a close that
+// waited there for a context's thread stalled every other file (and, in a VM, every vCPU).
+TEST_F(ConcurrencyTest, AFileWhoseContextIsSlowToStopStallsNoOtherFileWhenClosed) {
+    StopGate gate;
+    g_stop_gate = &gate;
+    device::ScopedContextFactoryForTesting factory(kSlowToStopType, &SlowToStopContext::create);
+    pci::emulated::MachineConfig config;
+    config.device.context_stop_timeout = 60s;  // longer than this test's patience
+    start(config);
+    auto slow = open();
+    auto other = open();
+    ASSERT_TRUE(slow && other);
+    auto create = make_ping(kSlowToStopType);
+    ASSERT_EQ(slow->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, testing::bytes_of(create)), 0);
+    ASSERT_EQ(create.metadata, 0u);
+    auto shared = make_ping(kSharedSlots);
+    ASSERT_EQ(other->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, testing::bytes_of(shared)), 0);
+
+    std::atomic<bool> closed{false}, pinged{false};
+    std::thread closer([&] {
+        slow->release();
+        closed = true;
+    });
+    ASSERT_TRUE(gate.wait_stuck()) << "the context's thread never began to stop";
+    std::thread pinger([&] {
+        for (int i = 0; i < 100; ++i) {
+            auto query = make_ping(3);  // CheckIfSharedSlotsSupported
+            EXPECT_EQ(other->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, testing::bytes_of(query)), 0);
+        }
+        pinged = true;
+    });
+    // Both the close and the other file's PINGs complete while the thread is still stuck.
+    const bool in_time = eventually([&] { return closed && pinged; });
+    EXPECT_TRUE(in_time) << "closed " << closed << ", pinged " << pinged;
+    EXPECT_TRUE(gate.stuck());
+    gate.open();
+    closer.join();
+    pinger.join();
+    other->release();
+    ASSERT_TRUE(eventually([&] { return device_stats().stalled_contexts == 0; }));
+    expect_nothing_held();
+    start();  // the old device goes while the gate still exists
+    g_stop_gate = nullptr;
 }
 
 }  // namespace

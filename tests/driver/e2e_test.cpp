@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "device/device_test_access.h"
 #include "device/registers.h"
 #include "driver/machine_fixture.h"
 #include "pci/shared_memory_bar.h"
@@ -125,7 +126,7 @@ TEST_F(E2eTest, PingCreatesAContextAndBacksABlock) {
     ASSERT_EQ(file->ioctl(GOLDFISH_ADDRESS_SPACE_IOCTL_PING, bytes_of(ping)), 0);
     EXPECT_EQ(ping.metadata, 0u);
     EXPECT_EQ(ping.offset, block->phys_addr);
-    auto memory = machine->device().host_memory(block->phys_addr, 8192);
+    auto memory = gf::device::testing::host_memory(machine->device(), block->phys_addr, 8192);
     ASSERT_TRUE(memory);
     std::memset(memory->data(), 0x33, memory->size());
     EXPECT_EQ(device_stats().memory_mappings, 1u);

@@ -315,6 +315,96 @@ TEST_F(MmapTest, ClosedFileKeepsItsBlocksUntilTheLastMappingGoes) {
     EXPECT_EQ(host_load(b->offset), 0u);
 }
 
+// Issue 21 item 4: a client that closed its file with many blocks still mapped lingers
+// without costing anyone else. While it maps them the daemon's checks only scan /proc (no seal
+// is tried, so no range is parked under BAR1's lock) and another client's PINGs go through;
+// once the mappings go, the file is released.
+TEST_F(MmapTest, ALingeringFileWithManyMappingsIsCheckedWithoutLocksAndReleasedOnceUnmapped) {
+    constexpr int kBlocks = 2000;
+    int ready[2], go[2];
+    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(go[1]);
+        const int fd = open_node();
+        for (int i = 0; i < kBlocks; ++i) {
+            auto b = allocate(fd, kPage);
+            std::byte* p = b ? map(fd, b->offset, kPage) : nullptr;
+            if (p == nullptr) {
+                ::_exit(2);
+            }
+            store(p, static_cast<uint64_t>(i));
+        }
+        ::close(fd);
+        (void)!::write(ready[1], "r", 1);
+        char c;
+        while (::read(go[0], &c, 1) == 1) {
+        }
+        ::_exit(0);  // its mappings go with it
+    }
+    ::close(ready[1]);
+    ::close(go[0]);
+    char c = 0;
+    const bool child_ready = ::read(ready[0], &c, 1) == 1;
+    ::close(ready[0]);
+    if (!child_ready) {
+        ::close(go[1]);
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        FAIL() << "the client failed to map its blocks (exit status " << status << ")";
+    }
+    auto s = wait_for([](const node::Status& s) { return s.lingering_files == 1; });
+    ASSERT_TRUE(s);
+    ASSERT_EQ(s->lingering_files, 1u) << node::to_json(*s);
+    EXPECT_EQ(s->blocks, static_cast<uint64_t>(kBlocks));
+    const uint64_t scans_before = s->mapping_scans;
+
+    // Another client pings while the daemon checks the lingering file three more times.
+    const int other = open_node();
+    ASSERT_GE(other, 0);
+    goldfish_address_space_ping create{};
+    create.metadata = 6;  // shared slots
+    create.version = sizeof create;
+    ASSERT_EQ(ping(other, create), 0);
+    ASSERT_EQ(create.metadata, 0u);
+    const auto deadline = std::chrono::steady_clock::now() + kReleaseLimit;
+    uint64_t pings = 0;
+    for (;;) {
+        for (int i = 0; i < 50; ++i, ++pings) {
+            goldfish_address_space_ping query{};
+            query.metadata = 3;  // CheckIfSharedSlotsSupported
+            query.version = sizeof query;
+            ASSERT_EQ(ping(other, query), 0) << "PING " << pings;
+        }
+        s = read_status(state_, node_);
+        ASSERT_TRUE(s);
+        if (s->mapping_scans >= scans_before + 3) {
+            break;
+        }
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+            << "the daemon did not check the lingering file again: " << node::to_json(*s);
+    }
+    EXPECT_EQ(s->lingering_files, 1u);
+    // No seal while mapped, but the one forced every 16 checks (the scan can err towards
+    // "mapped"; it never ran here unless the machine stalled for many seconds).
+    EXPECT_LE(s->seal_checks * 15, s->mapping_scans) << node::to_json(*s);
+    EXPECT_EQ(s->remap_failures, 0u);
+    ::close(other);
+
+    ::close(go[1]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    s = wait_idle();
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(is_idle(*s)) << node::to_json(*s);
+    EXPECT_EQ(s->lingering_files, 0u);
+    EXPECT_GE(s->seal_checks, 1u) << "released by the authoritative check";
+    EXPECT_EQ(s->remap_failures, 0u);
+}
+
 TEST_F(MmapTest, ClientKilledMidWriteWithLiveMappingsLeavesNothing) {
     SharedCounters stores;
     ASSERT_TRUE(stores.ok());

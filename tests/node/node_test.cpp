@@ -149,6 +149,10 @@ TEST_F(NodeTest, PingOffsetsWrapAsOnTheCDriverAndTheDeviceRefusesWhatIsOutsideBa
         EXPECT_EQ(s->blocks, 1u);
         EXPECT_EQ(s->area_free_bytes, s->bar1_size - block.size) << "only the block is held";
         ::close(fd);
+        // FUSE releases after close() returns: the next round starts from nothing held.
+        s = wait_idle();
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(is_idle(*s)) << node::to_json(*s);
     }
     auto s = wait_idle();
     ASSERT_TRUE(s);

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "device/device_test_access.h"
 #include "device/registers.h"
 #include "vmm/fake_qemu_peer.h"
 #include "vmm/proxy_device.h"
@@ -162,7 +163,7 @@ TEST(ProxyBar1, AType5BlockIsTheMemoryItsContextHandsOut) {
     check_widths(f, block, 0x4000);
     f.store(block + 8, 0x0123'4567'89AB'CDEF, 8);
     // get_host_ptr's view, the one a host renderer writes through.
-    auto host = f.device().host_memory(kBar1Base + block + 8, 8).value();
+    auto host = gf::device::testing::host_memory(f.device(), kBar1Base + block + 8, 8).value();
     uint64_t seen = 0;
     std::memcpy(&seen, host.data(), 8);
     EXPECT_EQ(seen, 0x0123'4567'89AB'CDEFu);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <thread>
 
+#include "device/device_test_access.h"
 #include "device/registers.h"
 #include "vmm/fake_qemu_peer.h"
 
@@ -213,7 +214,7 @@ TEST_F(ProxyDeviceTest, PhysStartFallsBackToTheBar1BaseTheGuestProgrammed) {
     const uint64_t offset = reg(q, Reg::BLOCK_OFFSET_LOW);
     EXPECT_LT(offset, 256u << 20);  // inside the 256 MiB BAR1
     EXPECT_EQ(ping(q, ram_, kPingPage, handle, kBar1Base + offset, 4096, 1), 0u);
-    EXPECT_TRUE(device_->device().host_memory(kBar1Base + offset, 4096));
+    EXPECT_TRUE(gf::device::testing::host_memory(device_->device(), kBar1Base + offset, 4096));
 
     // Move BAR1: the old GPA is no longer inside it, the new one is.
     constexpr uint32_t kMoved = 0xD000'0000;

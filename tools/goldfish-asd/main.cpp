@@ -401,6 +401,7 @@ int serve(Options options) {
             s.mmap = node->mmap_available();
             s.mmap_reason = node->mmap_unavailable_reason();
             s.lingering_files = node->lingering_files();
+            s.mapping_scans = node->mapping_scans();
         }
         gf::driver::DriverStats d = bound.stats();
         s.open_files = d.open_files;
@@ -417,6 +418,9 @@ int serve(Options options) {
             s.asg->bytes_in = h.asg_bytes_in;
             s.asg->bytes_out = h.asg_bytes_out;
             s.asg->reply_refused = h.asg_reply_refused;
+            s.seal_checks = h.file_seal_checks;
+            s.remap_failures = h.file_remap_failures;
+            s.stalled_contexts = h.stalled_contexts;
         } else {
             // A real device shows the driver only its own side: one live handle
             // per open file, and the BAR1 bytes its files do not hold (host

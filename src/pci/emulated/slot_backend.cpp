@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "base/unique_fd.h"
 #include "hw/pci_header.h"
@@ -114,13 +113,12 @@ uint32_t SlotBackend::read32(const BarMapping& mapping, uint64_t offset) {
     if (mapping.bar == 0) {
         return device_.mmio_read(offset, 4);
     }
-    // BAR1 reads reach host memory where the device backed it, else all-ones.
-    auto memory = device_.host_memory(bar1_.start + offset, 4);
-    if (!memory) {
+    // BAR1 reads reach memory a block or a host region covers, else all-ones; copied under
+    // the device's locks, so a concurrent change of BAR1's layout cannot pull it away.
+    uint32_t value = 0;
+    if (!device_.bus_read_bar1(offset, std::as_writable_bytes(std::span(&value, 1)))) {
         return 0xFFFF'FFFF;
     }
-    uint32_t value;
-    std::memcpy(&value, memory->data(), sizeof(value));
     return value;
 }
 
@@ -132,9 +130,8 @@ void SlotBackend::write32(const BarMapping& mapping, uint64_t offset, uint32_t v
         device_.mmio_write(offset, value, 4);
         return;
     }
-    if (auto memory = device_.host_memory(bar1_.start + offset, 4)) {
-        std::memcpy(memory->data(), &value, sizeof(value));
-    }
+    // Dropped where nothing backs it, as the bus drops such writes.
+    (void)device_.bus_write_bar1(offset, std::as_bytes(std::span(&value, 1)));
 }
 
 Result<DmaBuffer> SlotBackend::allocate_dma_page() {
