@@ -200,10 +200,12 @@ TEST(ContextReaperTest, TheDeviceEndsWithinTheBoundAndLeavesAWedgedThreadRunning
         AsgGuest a(*guest);
         a.connect();
         block_in_sink(a, **gate);
-        // Left open: the device's destruction ends it.
+        // Its close (DESTROY_HANDLE) returns at once; the reaper holds the wedged context.
     }
-    AsgGuest other(*guest);  // a second, idle one: it stops in time and is destroyed
-    other.connect();
+    {
+        AsgGuest other(*guest);  // a second, idle one: it stops in time and is destroyed
+        other.connect();
+    }  // (guests end before the device: their streams' teardown uses its registers)
     guest.reset();  // returns at all although one sink never will: that is the bound
     EXPECT_TRUE((*gate)->inside());
     EXPECT_EQ(ContextReaper::abandoned_total(), abandoned_before + 1);
