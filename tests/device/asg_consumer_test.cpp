@@ -24,7 +24,7 @@ using Outcome = AsgConsumer::Outcome;
 
 constexpr uint64_t kRing = 0;
 constexpr uint64_t kBuffer = 1u << 20;
-constexpr uint32_t kBufferSize = 1u << 20;
+constexpr uint32_t kBytes = 1u << 20;  // the transfer buffer's size
 constexpr uint32_t kStep = 256u << 10;
 
 std::vector<std::byte> pattern(size_t n, uint32_t seed) {
@@ -44,7 +44,7 @@ class DoublingSink final : public AsgSink {
 
 class AsgConsumerTest : public ::testing::Test {
   protected:
-    void SetUp() override { make(kBufferSize, AsgConsumer::kReplyCapacity); }
+    void SetUp() override { make(kBytes, AsgConsumer::kReplyCapacity); }
 
     void make(uint32_t buffer_size, size_t reply_capacity, AsgSink* sink = nullptr) {
         consumer_.reset();
@@ -61,7 +61,7 @@ class AsgConsumerTest : public ::testing::Test {
         view_ = std::bit_floor(buffer_size);
         access_ = std::make_unique<Bar1Access>(*bar1_);
         // As the context lays it out, and as asg_context_create and mode 1 leave it.
-        store(kBufferSize, buffer_size);
+        store(hw::asg::kBufferSize, buffer_size);
         store(kFlushInterval, kStep);
         store(kTransferMode, kModeDescriptors);
         consumer_ = std::make_unique<AsgConsumer>(
@@ -142,18 +142,18 @@ TEST_F(AsgConsumerTest, AnUnfinishedTransferIsWaitingNeverIdle) {
     const auto message = pattern((3u << 20) + 5, 1);
     store(kTransferSize, static_cast<uint32_t>(message.size()));
     store(kTransferMode, kModeLarge);
-    push_large(std::span(message).first(kBufferSize / 4));
+    push_large(std::span(message).first(kBytes / 4));
     EXPECT_EQ(run(), Outcome::kWaiting);
-    EXPECT_EQ(load(kTransferSize), message.size() - kBufferSize / 4);
+    EXPECT_EQ(load(kTransferSize), message.size() - kBytes / 4);
     EXPECT_EQ(used(kToHostLargeXfer), 0u);
     EXPECT_EQ(used(kFromHostLargeXfer), 0u) << "no reply while the guest sends";
 
     // The guest comes back (after any delay), fills the ring with three chunks, and spins
     // without pinging: every chunk is taken.
-    size_t sent = kBufferSize / 4;
+    size_t sent = kBytes / 4;
     while (sent < message.size()) {
-        while (sent < message.size() && used(kToHostLargeXfer) + kBufferSize / 4 <= view_ - 1) {
-            const size_t n = std::min<size_t>(kBufferSize / 4, message.size() - sent);
+        while (sent < message.size() && used(kToHostLargeXfer) + kBytes / 4 <= view_ - 1) {
+            const size_t n = std::min<size_t>(kBytes / 4, message.size() - sent);
             push_large(std::span(message).subspan(sent, n));
             sent += n;
         }
@@ -222,8 +222,8 @@ TEST_F(AsgConsumerTest, LargeRingDataIsTakenWhateverTheModeSays) {
     const auto message = pattern(700'000, 2);
     store(kTransferSize, static_cast<uint32_t>(message.size()));
     store(kTransferMode, kModeLarge);
-    push_large(std::span(message).first(kBufferSize / 2));
-    push_large(std::span(message).subspan(kBufferSize / 2));
+    push_large(std::span(message).first(kBytes / 2));
+    push_large(std::span(message).subspan(kBytes / 2));
     store(kTransferMode, kModeDescriptors);  // the early switch
     // One step takes at most a chunk: the reply must not start while data is still in flight.
     EXPECT_EQ(step(), Outcome::kProgress);
@@ -280,7 +280,7 @@ TEST_F(AsgConsumerTest, DescriptorsOutsideModeOneAreRefused) {
 // the consumer stops taking input exactly there, and no byte of the echo is refused.
 TEST_F(AsgConsumerTest, InputStopsWhenTheReplyQueueIsFullAndNothingIsDropped) {
     constexpr size_t kCapacity = 2u << 20;
-    make(kBufferSize, kCapacity);
+    make(kBytes, kCapacity);
     const auto chunk = pattern(kStep, 7);
     // The guest fills its reply ring and then stops reading, and goes on writing.
     uint32_t cursor = 0;
@@ -290,7 +290,7 @@ TEST_F(AsgConsumerTest, InputStopsWhenTheReplyQueueIsFullAndNothingIsDropped) {
             break;  // the guest's maxOutstanding: it would spin here
         }
         push_type1(cursor, chunk);
-        cursor = (cursor + kStep) % kBufferSize;
+        cursor = (cursor + kStep) % kBytes;
         written += chunk.size();
         (void)run();
     }
@@ -318,7 +318,7 @@ TEST_F(AsgConsumerTest, ReplyMemoryStaysFlatWithReadsLaggingWrites) {
     size_t most_blocks = 0;
     while (written < (128u << 20)) {
         push_type1(cursor, chunk);
-        cursor = (cursor + kStep) % kBufferSize;
+        cursor = (cursor + kStep) % kBytes;
         written += chunk.size();
         (void)run();
         if (written - read > (1u << 20)) {
@@ -335,7 +335,7 @@ TEST_F(AsgConsumerTest, ReplyMemoryStaysFlatWithReadsLaggingWrites) {
 
 TEST_F(AsgConsumerTest, ASinkThatRepliesMoreThanTheRoomHasTheRestCounted) {
     DoublingSink doubling;
-    make(kBufferSize, 300'000, &doubling);
+    make(kBytes, 300'000, &doubling);
     const auto message = pattern(200'000, 9);
     store(kTransferSize, static_cast<uint32_t>(message.size()));
     store(kTransferMode, kModeLarge);

@@ -184,39 +184,29 @@ TEST(AsgContextTest, RepliesNeverReadStopTheConsumerTakingInputAtTheBacklogBound
     Guest guest;
     AsgGuest a(guest);
     a.connect();
-    constexpr uint64_t kBound = AsgConsumer::kReplyCapacity;  // exactly: input only with room
+    constexpr uint64_t kCapacity = AsgConsumer::kReplyCapacity;
     constexpr uint32_t kTotal = 80u << 20;
     a.store(kTransferSize, kTotal);
     a.store(kTransferMode, 3);
     const auto chunk = pattern(a.buffer_size / 4, 77);
+    // What the host takes (its reply capacity: input only while a whole chunk fits), and then
+    // three more chunks, which fill the ring: each write waits (bounded) for room, so this
+    // counts chunks, not time.
+    const uint64_t target = kCapacity + 3 * chunk.size();
     uint64_t written = 0;
-    uint64_t last_in = 0;
-    auto last_change = std::chrono::steady_clock::now();
-    const auto deadline = last_change + kPatience;
-    // Writes until the host has taken at least the bound and then nothing for 200 ms.
-    while (written < kTotal && std::chrono::steady_clock::now() < deadline) {
-        const uint32_t in_ring =
-            a.load(kToHostLargeXfer + kWritePos) - a.load(kToHostLargeXfer + kReadPos);
-        if (a.view - 1 - in_ring >= chunk.size()) {
-            ASSERT_TRUE(a.write_large_bytes(chunk));
-            written += chunk.size();
-            continue;
-        }
-        a.notify_if_needed();
-        std::this_thread::yield();
-        const uint64_t in = guest.device().stats().asg_bytes_in;
-        const auto now = std::chrono::steady_clock::now();
-        if (in != last_in) {
-            last_in = in;
-            last_change = now;
-        } else if (in >= AsgConsumer::kReplyCapacity && now - last_change > 200ms) {
-            break;
-        }
+    while (written < target) {
+        ASSERT_TRUE(a.write_large_bytes(chunk)) << "stuck at " << written;
+        written += chunk.size();
     }
+    ASSERT_TRUE(a.wait([&] { return guest.device().stats().asg_bytes_in == kCapacity; }))
+        << guest.device().stats().asg_bytes_in;
+    // Then nothing more: a pause gives a consumer that would take more the chance to.
+    std::this_thread::sleep_for(50ms);
     const DeviceStats stats = guest.device().stats();
-    EXPECT_LT(written, kTotal) << "the guest wrote everything: the consumer never stopped";
-    EXPECT_GE(stats.asg_bytes_in, AsgConsumer::kReplyCapacity);
-    EXPECT_LE(stats.asg_bytes_in, kBound);
+    EXPECT_EQ(stats.asg_bytes_in, kCapacity);
+    EXPECT_EQ(a.load(kToHostLargeXfer + kWritePos) - a.load(kToHostLargeXfer + kReadPos),
+              3 * chunk.size())
+        << "the last three chunks wait in the ring";
     EXPECT_EQ(stats.asg_bytes_out, 0u);  // no replies during a mode-3 transfer
     EXPECT_EQ(protocol_errors(guest), 0u);
     EXPECT_EQ(a.close(), 0u);

@@ -18,6 +18,16 @@
 #include "client/asg_stream.h"
 #include "node/daemon_fixture.h"
 
+// ASan keeps freed memory in its quarantine (256 MiB by default), so under it the daemon's
+// RssAnon follows what was freed, not what is held: there only the books are checked.
+#if defined(__SANITIZE_ADDRESS__)
+#define GF_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GF_UNDER_ASAN 1
+#endif
+#endif
+
 namespace gf::testing {
 namespace {
 
@@ -74,10 +84,12 @@ TEST_F(AsgMemoryTest, RepliesReadLateKeepTheDaemonFlat) {
     std::printf("daemon RssAnon %llu -> %llu bytes over %llu bytes of traffic\n",
                 static_cast<unsigned long long>(*before), static_cast<unsigned long long>(*after),
                 static_cast<unsigned long long>(kTraffic - 8 * kLag));
-    // The old reply buffer kept every byte until it drained: it grew by half the traffic.
+    // The old reply buffer kept every byte until it drained: it grew by the traffic.
+#ifndef GF_UNDER_ASAN
     EXPECT_LT(*after, *before + (16u << 20))
         << "daemon RssAnon grew from " << *before << " to " << *after << " over "
         << (kTraffic - 8 * kLag) << " bytes of traffic";
+#endif
 
     auto s = wait_for_status(
         state_, node_,
