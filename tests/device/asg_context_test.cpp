@@ -189,24 +189,28 @@ TEST(AsgContextTest, RepliesNeverReadStopTheConsumerTakingInputAtTheBacklogBound
     a.store(kTransferSize, kTotal);
     a.store(kTransferMode, 3);
     const auto chunk = pattern(a.buffer_size / 4, 77);
-    // What the host takes (its reply capacity: input only while a whole chunk fits), and then
-    // three more chunks, which fill the ring: each write waits (bounded) for room, so this
-    // counts chunks, not time.
+    // What the host takes (up to its reply capacity: input only while a whole chunk fits, so
+    // it stops within a chunk of it, depending on how the guest's pieces fell), and then three
+    // more chunks, which fit in the ring: each write waits (bounded) for room, so this counts
+    // chunks, not time.
     const uint64_t target = kCapacity + 3 * chunk.size();
     uint64_t written = 0;
     while (written < target) {
         ASSERT_TRUE(a.write_large_bytes(chunk)) << "stuck at " << written;
         written += chunk.size();
     }
-    ASSERT_TRUE(a.wait([&] { return guest.device().stats().asg_bytes_in == kCapacity; }))
-        << guest.device().stats().asg_bytes_in;
+    ASSERT_TRUE(a.wait([&] {
+        return guest.device().stats().asg_bytes_in > kCapacity - chunk.size();
+    })) << guest.device().stats().asg_bytes_in;
     // Then nothing more: a pause gives a consumer that would take more the chance to.
+    const uint64_t taken = guest.device().stats().asg_bytes_in;
     std::this_thread::sleep_for(50ms);
     const DeviceStats stats = guest.device().stats();
-    EXPECT_EQ(stats.asg_bytes_in, kCapacity);
+    EXPECT_EQ(stats.asg_bytes_in, taken);
+    EXPECT_LE(stats.asg_bytes_in, kCapacity);
     EXPECT_EQ(a.load(kToHostLargeXfer + kWritePos) - a.load(kToHostLargeXfer + kReadPos),
-              3 * chunk.size())
-        << "the last three chunks wait in the ring";
+              written - taken)
+        << "the rest waits in the ring";
     EXPECT_EQ(stats.asg_bytes_out, 0u);  // no replies during a mode-3 transfer
     EXPECT_EQ(protocol_errors(guest), 0u);
     EXPECT_EQ(a.close(), 0u);
