@@ -205,7 +205,7 @@ TEST(ContextReaperTest, TheDeviceEndsWithinTheBoundAndLeavesAWedgedThreadRunning
     {
         AsgGuest other(*guest);  // a second, idle one: it stops in time and is destroyed
         other.connect();
-    }  // (guests end before the device: their streams' teardown uses its registers)
+    }               // (guests end before the device: their streams' teardown uses its registers)
     guest.reset();  // returns at all although one sink never will: that is the bound
     EXPECT_TRUE((*gate)->inside());
     EXPECT_EQ(ContextReaper::abandoned_total(), abandoned_before + 1);

@@ -26,7 +26,6 @@
 namespace gf::testing {
 namespace {
 
-
 using namespace std::chrono_literals;
 using client::AsgStream;
 using client::AsgTransfer;
