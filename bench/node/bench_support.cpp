@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -289,6 +291,36 @@ std::optional<uint64_t> daemon_open_files(const std::string& mount_dir) {
         return std::nullopt;
     }
     return s->open_files;
+}
+
+bool parse_args(int argc, char** argv, const std::map<std::string, uint64_t*>& numbers,
+                std::string& daemon_path, std::vector<std::string>& daemon_args,
+                const char* usage) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--") {
+            daemon_args.assign(argv + i + 1, argv + argc);
+            return true;
+        }
+        auto number = numbers.find(arg);
+        if ((number == numbers.end() && arg != "--daemon") || i + 1 >= argc) {
+            std::fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+            return false;
+        }
+        const std::string value = argv[++i];
+        if (number == numbers.end()) {
+            daemon_path = value;
+            continue;
+        }
+        char* end = nullptr;
+        errno = 0;
+        *number->second = std::strtoull(value.c_str(), &end, 10);
+        if (value.empty() || value[0] == '-' || *end != '\0' || errno != 0) {
+            std::fprintf(stderr, "%s: not a number: %s\n", arg.c_str(), value.c_str());
+            return false;
+        }
+    }
+    return true;
 }
 
 }  // namespace gf::bench

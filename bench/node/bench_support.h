@@ -6,6 +6,8 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +69,13 @@ class Daemon {
     std::string node_;
     std::string mount_dir_;
 };
+
+// The node benchmarks' command line: `--NAME N` for each entry of `numbers` (decimal, no
+// sign), `--daemon PATH`, and `--` followed by the daemon's own arguments. False, after
+// printing "usage: PROGRAM " and `usage`, for anything else or a missing value, and after
+// naming the option, for a value that is not a number.
+bool parse_args(int argc, char** argv, const std::map<std::string, uint64_t*>& numbers,
+                std::string& daemon_path, std::vector<std::string>& daemon_args, const char* usage);
 
 // Reads the open_files figure from a daemon's status file; nullopt if unreadable.
 std::optional<uint64_t> daemon_open_files(const std::string& mount_dir);

@@ -369,33 +369,12 @@ int main(int argc, char** argv) {
     uint64_t files = 64, blocks = 100000, block_size = 4096;
     std::string daemon_path = GF_DAEMON_PATH;
     std::vector<std::string> daemon_args;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (arg == "--files") {
-            files = std::strtoull(value().c_str(), nullptr, 10);
-        } else if (arg == "--blocks") {
-            blocks = std::strtoull(value().c_str(), nullptr, 10);
-        } else if (arg == "--block-size") {
-            block_size = std::strtoull(value().c_str(), nullptr, 10);
-        } else if (arg == "--daemon") {
-            daemon_path = value();
-        } else if (arg == "--") {
-            daemon_args.assign(argv + i + 1, argv + argc);
-            break;
-        } else {
-            std::fprintf(stderr,
-                         "usage: %s [--files N] [--blocks N] [--block-size BYTES] "
-                         "[--daemon PATH] [-- daemon arguments]\n",
-                         argv[0]);
-            return 2;
-        }
+    if (!gf::bench::parse_args(
+            argc, argv, {{"--files", &files}, {"--blocks", &blocks}, {"--block-size", &block_size}},
+            daemon_path, daemon_args,
+            "[--files N] [--blocks N] [--block-size BYTES] [--daemon PATH] "
+            "[-- daemon arguments]")) {
+        return 2;
     }
     if (files == 0 || block_size == 0 || block_size % kPage != 0) {
         std::fprintf(stderr, "--files must be > 0 and --block-size whole pages\n");

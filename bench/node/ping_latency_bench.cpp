@@ -31,10 +31,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bench_support.h"
@@ -131,20 +133,59 @@ void print_row(const char* label, const Figures& f) {
                 static_cast<unsigned long long>(f.over_5ms), f.seconds);
 }
 
-// A forked client; killed and reaped at destruction if still there.
-class Child {
+// A forked client with two pipes: it says `ready` once (a byte), and runs until EOF on `go`.
+// Killed and reaped at destruction if still there.
+class Worker {
   public:
-    explicit Child(pid_t pid) : pid_(pid) {}
-    Child(const Child&) = delete;
-    Child& operator=(const Child&) = delete;
-    ~Child() {
+    // Forks a child running body(go, ready); nullopt (with a message) if that fails.
+    static std::optional<Worker> start(const std::function<void(int go, int ready)>& body) {
+        int go[2], ready[2];
+        if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(ready, O_CLOEXEC) != 0) {
+            std::perror("pipe");
+            return std::nullopt;
+        }
+        const pid_t pid = gf::bench::fork_child();
+        if (pid == 0) {
+            ::close(go[1]);
+            ::close(ready[0]);
+            body(go[0], ready[1]);
+            ::_exit(0);
+        }
+        ::close(go[0]);
+        ::close(ready[1]);
+        if (pid < 0) {
+            std::perror("fork");
+            ::close(go[1]);
+            ::close(ready[0]);
+            return std::nullopt;
+        }
+        return std::optional<Worker>(std::in_place, pid, go[1], ready[0]);
+    }
+    Worker(pid_t pid, int go, int ready) : pid_(pid), go_(go), ready_(ready) {}
+    Worker(Worker&& other) noexcept
+        : pid_(std::exchange(other.pid_, -1)),
+          go_(std::exchange(other.go_, -1)),
+          ready_(std::exchange(other.ready_, -1)) {}
+    Worker& operator=(Worker&&) = delete;
+    ~Worker() {
         if (pid_ > 0) {
             ::kill(pid_, SIGKILL);
-            (void)wait();
+            (void)finish();
         }
     }
-    // Waits for it; true if it exited 0.
-    bool wait() {
+
+    // Whether it said ready within `limit`.
+    bool ready(std::chrono::seconds limit) const {
+        pollfd p{ready_, POLLIN, 0};
+        char byte = 0;
+        return ::poll(&p, 1, static_cast<int>(limit.count() * 1000)) == 1 &&
+               ::read(ready_, &byte, 1) == 1;
+    }
+    // Tells it to end (EOF on `go`) and waits for it; true if it exited 0.
+    bool finish() {
+        ::close(go_);
+        ::close(ready_);
+        go_ = ready_ = -1;
         int status = 0;
         while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
         }
@@ -155,6 +196,8 @@ class Child {
 
   private:
     pid_t pid_;
+    int go_;
+    int ready_;
 };
 
 // The lingering client: allocates and maps `blocks` blocks one by one, closes the file,
@@ -217,43 +260,16 @@ class Child {
     }
 }
 
-bool wait_ready(int fd, std::chrono::seconds limit) {
-    pollfd p{fd, POLLIN, 0};
-    char byte = 0;
-    return ::poll(&p, 1, static_cast<int>(limit.count() * 1000)) == 1 && ::read(fd, &byte, 1) == 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     uint64_t pings = 100000, blocks = 20000;
     std::string daemon_path = GF_DAEMON_PATH;
     std::vector<std::string> daemon_args;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (arg == "--pings") {
-            pings = std::strtoull(value().c_str(), nullptr, 10);
-        } else if (arg == "--blocks") {
-            blocks = std::strtoull(value().c_str(), nullptr, 10);
-        } else if (arg == "--daemon") {
-            daemon_path = value();
-        } else if (arg == "--") {
-            daemon_args.assign(argv + i + 1, argv + argc);
-            break;
-        } else {
-            std::fprintf(stderr,
-                         "usage: %s [--pings N] [--blocks N] [--daemon PATH] "
-                         "[-- daemon arguments]\n",
-                         argv[0]);
-            return 2;
-        }
+    if (!gf::bench::parse_args(argc, argv, {{"--pings", &pings}, {"--blocks", &blocks}},
+                               daemon_path, daemon_args,
+                               "[--pings N] [--blocks N] [--daemon PATH] [-- daemon arguments]")) {
+        return 2;
     }
     if (pings == 0) {
         std::fprintf(stderr, "--pings must be > 0\n");
@@ -296,26 +312,13 @@ int main(int argc, char** argv) {
 
     // (b) A client lingering with `blocks` mapped blocks.
     {
-        int go[2], ready[2];
-        if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(ready, O_CLOEXEC) != 0) {
-            std::perror("pipe");
+        auto worker =
+            Worker::start([&](int go, int ready) { lingering_main(node, blocks, go, ready); });
+        if (!worker) {
             return 1;
         }
-        const pid_t pid = gf::bench::fork_child();
-        if (pid == 0) {
-            ::close(go[1]);
-            ::close(ready[0]);
-            lingering_main(node, blocks, go[0], ready[1]);
-        }
-        if (pid < 0) {
-            std::perror("fork");
-            return 1;
-        }
-        Child child(pid);
-        ::close(go[0]);
-        ::close(ready[1]);
         const std::string mount_dir = daemon->mount_dir();
-        if (!wait_ready(ready[0], std::chrono::seconds(600)) ||
+        if (!worker->ready(std::chrono::seconds(600)) ||
             !wait_status(mount_dir, std::chrono::seconds(60),
                          [](const gf::node::Status& s) { return s.lingering_files == 1; })) {
             std::printf("FAIL: the lingering client did not get its file lingering\n");
@@ -330,9 +333,7 @@ int main(int argc, char** argv) {
                 ++failures;
             }
         }
-        ::close(go[1]);
-        ::close(ready[0]);
-        if (!child.wait()) {
+        if (!worker->finish()) {
             ++failures;
         }
         if (!wait_status(mount_dir, std::chrono::seconds(120), [](const gf::node::Status& s) {
@@ -345,25 +346,11 @@ int main(int argc, char** argv) {
 
     // (c) A client opening and closing ASG contexts in a loop.
     {
-        int go[2], ready[2];
-        if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(ready, O_CLOEXEC) != 0) {
-            std::perror("pipe");
+        auto worker = Worker::start([&](int go, int ready) { asg_main(node, go, ready); });
+        if (!worker) {
             return 1;
         }
-        const pid_t pid = gf::bench::fork_child();
-        if (pid == 0) {
-            ::close(go[1]);
-            ::close(ready[0]);
-            asg_main(node, go[0], ready[1]);
-        }
-        if (pid < 0) {
-            std::perror("fork");
-            return 1;
-        }
-        Child child(pid);
-        ::close(go[0]);
-        ::close(ready[1]);
-        if (!wait_ready(ready[0], std::chrono::seconds(60))) {
+        if (!worker->ready(std::chrono::seconds(60))) {
             std::printf("FAIL: the ASG client did not complete a cycle\n");
             ++failures;
         } else if (auto f = time_pings(node, pings)) {
@@ -371,9 +358,7 @@ int main(int argc, char** argv) {
         } else {
             ++failures;
         }
-        ::close(go[1]);
-        ::close(ready[0]);
-        if (!child.wait()) {
+        if (!worker->finish()) {
             ++failures;
         }
     }
