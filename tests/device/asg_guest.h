@@ -26,13 +26,17 @@ namespace gf::device::testing {
 using namespace std::chrono_literals;
 using namespace asg;  // the layout's names, in test code only
 
-// How long a test waits for the consumer: generous, never an upper bound on speed.
-inline constexpr auto kPatience = 20s;
-
 inline std::vector<std::byte> pattern(size_t n, uint32_t seed) {
     std::vector<std::byte> bytes(n);
     fill_pattern(bytes, seed);
     return bytes;
+}
+
+// The stream's options in device tests: the reference's way, with the tests' patience.
+inline client::AsgStreamOptions asg_options() {
+    client::AsgStreamOptions options;
+    options.patience = kPatience;
+    return options;
 }
 
 // One ASG stream of a test guest: the project's one guest (client::AsgStream, modelled on
@@ -41,7 +45,7 @@ inline std::vector<std::byte> pattern(size_t n, uint32_t seed) {
 // well-behaved guest does goes through the stream.
 class AsgGuest {
   public:
-    explicit AsgGuest(Guest& guest, client::AsgStreamOptions options = {})
+    explicit AsgGuest(Guest& guest, client::AsgStreamOptions options = asg_options())
         : guest_(guest), handle_(guest.open()), options_(std::move(options)) {}
     AsgGuest(const AsgGuest&) = delete;
     AsgGuest& operator=(const AsgGuest&) = delete;
@@ -210,19 +214,6 @@ class AsgGuest {
     std::span<std::byte> ring_;
     std::span<std::byte> buffer_;
 };
-
-// Polls `done` every millisecond until it holds or kPatience ends; whether it held.
-template <typename Done>
-bool wait_until(Done&& done) {
-    const auto deadline = std::chrono::steady_clock::now() + kPatience;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-}
 
 inline uint64_t protocol_errors(Guest& guest) {
     return guest.device().stats().asg_protocol_errors;

@@ -37,18 +37,6 @@ using testing::wait_for_errors;
 // A state the host never writes (it writes 0..4).
 constexpr uint32_t kMarker = 0x5A5A'5A5A;
 
-template <typename Done>
-bool eventually(Done&& done) {
-    const auto deadline = std::chrono::steady_clock::now() + kPatience;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(100us);
-    }
-    return true;
-}
-
 // A well-formed type-1 exchange echoes, and nothing more was refused.
 void expect_recovers(Guest& guest, AsgGuest& a, uint64_t errors, uint32_t seed) {
     const auto message = pattern(33, seed);
@@ -63,7 +51,7 @@ void expect_recovers(Guest& guest, AsgGuest& a, uint64_t errors, uint32_t seed) 
 void expect_asleep(AsgGuest& a) {
     bool asleep = false;
     for (int attempt = 0; attempt < 3 && !asleep; ++attempt) {
-        ASSERT_TRUE(eventually([&] { return a.load(kState) == NeedNotify; }));
+        ASSERT_TRUE(testing::wait_until([&] { return a.load(kState) == NeedNotify; }));
         a.store(kState, kMarker);
         std::this_thread::sleep_for(50ms);
         asleep = a.load(kState) == kMarker;
@@ -252,7 +240,7 @@ TEST(AsgHostileTest, TransferSizeLargerThanWhatIsSentThenTheGuestStops) {
     ASSERT_TRUE(a.wait([&] { return a.large_empty(); }));
 
     // Polling, not asleep: NEED_NOTIFY shows between polls (AsgPacingTest bounds their rate).
-    ASSERT_TRUE(eventually([&] { return a.load(kState) == NeedNotify; }));
+    ASSERT_TRUE(testing::wait_until([&] { return a.load(kState) == NeedNotify; }));
     EXPECT_EQ(a.load(kTransferSize), rest.size());
     EXPECT_EQ(a.load(kFromHostLargeXfer + kWritePos), 0u);  // no reply while the guest sends
     EXPECT_EQ(protocol_errors(guest), 0u);
@@ -383,7 +371,8 @@ TEST(AsgHostileTest, GuestThatStopsTouchingLeavesTheConsumerAsleep) {
     AsgGuest a(guest);
     a.connect();
     ASSERT_TRUE(a.write_small(pattern(100, 1)));
-    ASSERT_TRUE(eventually([&] { return a.load(kFromHostLargeXfer + kWritePos) == 100u; }));
+    ASSERT_TRUE(
+        testing::wait_until([&] { return a.load(kFromHostLargeXfer + kWritePos) == 100u; }));
     expect_asleep(a);  // with the reply written and never read
 
     a.store(kTransferSize, 1u << 20);
@@ -391,7 +380,7 @@ TEST(AsgHostileTest, GuestThatStopsTouchingLeavesTheConsumerAsleep) {
     ASSERT_TRUE(a.write_large_bytes(pattern(200u << 10, 2)));
     ASSERT_TRUE(a.wait([&] { return a.large_empty(); }));
     // With 800 KiB still announced: polling, not asleep (AsgPacingTest bounds the rate).
-    ASSERT_TRUE(eventually([&] { return a.load(kState) == NeedNotify; }));
+    ASSERT_TRUE(testing::wait_until([&] { return a.load(kState) == NeedNotify; }));
     EXPECT_EQ(protocol_errors(guest), 0u);
 
     EXPECT_EQ(a.close(), 0u);
@@ -428,7 +417,7 @@ TEST(AsgHostileTest, DestroyHandleWhileATransferIsHalfDone) {
     // Three quarters of the view: the consumer takes it 256 KiB at a time.
     const auto part = pattern(a.view / 4 * 3, 1);
     ASSERT_TRUE(a.write_large_bytes(part));
-    ASSERT_TRUE(eventually([&] { return shared->chunks.load() >= 1; }));
+    ASSERT_TRUE(testing::wait_until([&] { return shared->chunks.load() >= 1; }));
     EXPECT_FALSE(a.large_empty());  // the transfer is half done
 
     EXPECT_EQ(a.close(), 0u);

@@ -145,7 +145,7 @@ class AsyncContextTest : public ::testing::Test {
     }
     void TearDown() override {
         CounterContext::released = true;
-        ASSERT_TRUE(eventually([] { return g_live_threads == 0; }));
+        ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 0; }));
         CounterContext::overrun = false;
     }
 
@@ -168,16 +168,6 @@ class AsyncContextTest : public ::testing::Test {
         std::memcpy(&value, bytes.data(), sizeof value);
         return value;
     }
-    static bool eventually(const std::function<bool()>& condition) {
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (!condition()) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                return false;
-            }
-            std::this_thread::sleep_for(1ms);
-        }
-        return true;
-    }
 
     ScopedContextFactoryForTesting factory_{kCounterType, &CounterContext::create};
 };
@@ -186,11 +176,11 @@ TEST_F(AsyncContextTest, APingWakesTheThreadWhichWorksOnBar1) {
     Guest guest(config());
     Guest::Handle h;
     const uint64_t offset = open_counter(guest, h);
-    ASSERT_TRUE(eventually([] { return g_live_threads == 1; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 1; }));
     EXPECT_EQ(counter(guest, offset), 0u);  // it sleeps until pinged
     for (uint64_t tick = 1; tick <= 5; ++tick) {
         ASSERT_EQ(guest.ping_command(h, CounterContext::Tick).metadata, kPingOk);
-        ASSERT_TRUE(eventually([&] { return counter(guest, offset) == tick; })) << tick;
+        ASSERT_TRUE(testing::wait_until([&] { return counter(guest, offset) == tick; })) << tick;
     }
     const DeviceStats stats = guest.device().stats();
     EXPECT_EQ(stats.contexts_by_type.at(kCounterType), 1u);
@@ -202,7 +192,7 @@ TEST_F(AsyncContextTest, DestroyHandleStopsTheThreadAndReleasesItsMemory) {
     Guest::Handle h;
     open_counter(guest, h);
     ASSERT_EQ(guest.ping_command(h, CounterContext::Tick).metadata, kPingOk);
-    ASSERT_TRUE(eventually([] { return g_live_threads == 1; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 1; }));
 
     const auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(guest.close(h), 0u);
@@ -212,7 +202,7 @@ TEST_F(AsyncContextTest, DestroyHandleStopsTheThreadAndReleasesItsMemory) {
     EXPECT_EQ(stats.handles, 0u);
     EXPECT_EQ(stats.backed_bytes, 0u);
     EXPECT_EQ(stats.host_regions, 0u);
-    ASSERT_TRUE(eventually([] { return g_live_threads == 0; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 0; }));
 }
 
 TEST_F(AsyncContextTest, ResetStopsEveryThread) {
@@ -221,7 +211,7 @@ TEST_F(AsyncContextTest, ResetStopsEveryThread) {
     for (auto& h : handles) {
         open_counter(guest, h);
     }
-    ASSERT_TRUE(eventually([] { return g_live_threads == 3; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 3; }));
     guest.device().reset();
     EXPECT_EQ(g_live_threads.load(), 0);
     EXPECT_EQ(guest.device().stats().handles, 0u);
@@ -233,7 +223,7 @@ TEST_F(AsyncContextTest, TheDeviceStopsThreadsItStillHasWhenDestroyed) {
         Guest guest(config());
         Guest::Handle h;
         open_counter(guest, h);
-        ASSERT_TRUE(eventually([] { return g_live_threads == 1; }));
+        ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 1; }));
     }
     EXPECT_EQ(g_live_threads.load(), 0);
 }
@@ -246,13 +236,13 @@ TEST_F(AsyncContextTest, ManyHandlesEachWithItsOwnThread) {
     for (auto& h : handles) {
         offsets.push_back(open_counter(guest, h));
     }
-    ASSERT_TRUE(eventually([] { return g_live_threads == kHandles; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == kHandles; }));
     for (int round = 1; round <= 3; ++round) {
         for (auto& h : handles) {
             ASSERT_EQ(guest.ping_command(h, CounterContext::Tick).metadata, kPingOk);
         }
         for (int i = 0; i < kHandles; ++i) {
-            ASSERT_TRUE(eventually([&] {
+            ASSERT_TRUE(testing::wait_until([&] {
                 return counter(guest, offsets[i]) == static_cast<uint64_t>(round);
             })) << i;
         }
@@ -260,7 +250,7 @@ TEST_F(AsyncContextTest, ManyHandlesEachWithItsOwnThread) {
     for (int i = 0; i < kHandles; i += 2) {
         EXPECT_EQ(guest.close(handles[i]), 0u);
     }
-    ASSERT_TRUE(eventually([] { return g_live_threads == kHandles / 2; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == kHandles / 2; }));
     guest.device().reset();
     EXPECT_EQ(g_live_threads.load(), 0);
 }
@@ -291,7 +281,7 @@ TEST_F(AsyncContextTest, PingsAndDestroysFromManyThreads) {
     for (auto& thread : threads) {
         thread.join();
     }
-    ASSERT_TRUE(eventually([] { return g_live_threads == 0; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 0; }));
     EXPECT_EQ(guest.device().stats().backed_bytes, 0u);
 }
 
@@ -302,7 +292,7 @@ TEST_F(AsyncContextTest, AThreadThatOverrunsTheBoundHasLostBar1AndIsJoinedLater)
     Guest guest(c);
     Guest::Handle h;
     const uint64_t offset = open_counter(guest, h);
-    ASSERT_TRUE(eventually([] { return g_live_threads == 1; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 1; }));
 
     EXPECT_EQ(guest.close(h), 0u);
     // It returned with the thread still held: it did not wait for it.
@@ -310,9 +300,9 @@ TEST_F(AsyncContextTest, AThreadThatOverrunsTheBoundHasLostBar1AndIsJoinedLater)
     // Its memory is gone from the books at once, and its late write never lands.
     EXPECT_EQ(guest.device().stats().backed_bytes, 0u);
     CounterContext::released = true;
-    ASSERT_TRUE(eventually([] { return g_refused_writes == 1; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_refused_writes == 1; }));
     EXPECT_EQ(testing::host_memory(guest.device(), kBar1Base + offset, 8).error(), Error(EFAULT));
-    ASSERT_TRUE(eventually([] { return g_live_threads == 0; }));
+    ASSERT_TRUE(testing::wait_until([] { return g_live_threads == 0; }));
 }
 
 TEST_F(AsyncContextTest, WithoutItsFactoryTheTypeIsRefused) {

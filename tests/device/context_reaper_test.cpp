@@ -88,17 +88,6 @@ DeviceConfig gated_config(std::shared_ptr<Gate> gate, std::chrono::milliseconds 
     return config;
 }
 
-bool eventually(const std::function<bool()>& condition) {
-    const auto deadline = std::chrono::steady_clock::now() + testing::kPatience;
-    while (!condition()) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
-
 // Puts the consumer of `a` into its sink: one type-1 descriptor of 64 bytes and a notify.
 void block_in_sink(AsgGuest& a, Gate& gate) {
     a.push_descriptor(0, 64);
@@ -121,7 +110,7 @@ TEST(ContextReaperTest, DestroyHandleReturnsWhileTheSinkIsBlockedAndOthersPingMe
         EXPECT_EQ(a.close(), 0u);
         closed = true;
     });
-    const bool closed_while_blocked = eventually([&] { return closed.load(); });
+    const bool closed_while_blocked = testing::wait_until([&] { return closed.load(); });
     EXPECT_TRUE(gate->inside());
     if (!closed_while_blocked) {
         gate->open();  // let the old behaviour finish, then fail
@@ -145,7 +134,7 @@ TEST(ContextReaperTest, DestroyHandleReturnsWhileTheSinkIsBlockedAndOthersPingMe
     EXPECT_TRUE(gate->inside());
     EXPECT_EQ(gate->sinks_destroyed(), 0);  // kept while its thread may run
     gate->open();
-    ASSERT_TRUE(eventually([&] { return gate->sinks_destroyed() == 1; }));
+    ASSERT_TRUE(testing::wait_until([&] { return gate->sinks_destroyed() == 1; }));
     EXPECT_FALSE(gate->inside());
     EXPECT_EQ(guest.close(b), 0u);
 }
@@ -157,11 +146,11 @@ TEST(ContextReaperTest, AThreadPastTheBoundIsCountedAndKeptUntilItReturns) {
     a.connect();
     block_in_sink(a, *gate);
     EXPECT_EQ(a.close(), 0u);
-    ASSERT_TRUE(eventually([&] { return guest.device().stats().stalled_contexts == 1; }));
+    ASSERT_TRUE(testing::wait_until([&] { return guest.device().stats().stalled_contexts == 1; }));
     EXPECT_EQ(gate->sinks_destroyed(), 0);
     gate->open();
-    ASSERT_TRUE(eventually([&] { return guest.device().stats().stalled_contexts == 0; }));
-    ASSERT_TRUE(eventually([&] { return gate->sinks_destroyed() == 1; }));
+    ASSERT_TRUE(testing::wait_until([&] { return guest.device().stats().stalled_contexts == 0; }));
+    ASSERT_TRUE(testing::wait_until([&] { return gate->sinks_destroyed() == 1; }));
 }
 
 TEST(ContextReaperTest, ManyClosesEachReturnWhileEverySinkIsBlocked) {
@@ -177,7 +166,7 @@ TEST(ContextReaperTest, ManyClosesEachReturnWhileEverySinkIsBlocked) {
     EXPECT_TRUE(gate->inside());
     EXPECT_EQ(gate->sinks_destroyed(), 0);
     gate->open();
-    ASSERT_TRUE(eventually([&] { return gate->sinks_destroyed() == kContexts; }));
+    ASSERT_TRUE(testing::wait_until([&] { return gate->sinks_destroyed() == kContexts; }));
     EXPECT_EQ(guest.device().stats().stalled_contexts, 0u);
 }
 

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <span>
+#include <thread>
 
 #include "device/address_space_device.h"
 #include "device/device_test_access.h"
@@ -21,6 +23,22 @@ inline constexpr uint64_t kRamBase = 0x4000'0000;  // guest RAM at 1 GiB
 inline constexpr uint64_t kRamSize = 4ull << 20;
 inline constexpr uint64_t kBar1Base = 0x8'0000'0000;  // where the "VMM" placed BAR1
 inline constexpr uint64_t k16GiB = 16ull << 30;
+
+// How long a test waits for the device or a context: generous, never an upper bound on speed.
+inline constexpr auto kPatience = std::chrono::seconds(20);
+
+// Polls `done` every millisecond until it holds or kPatience ends; whether it held.
+template <typename Done>
+bool wait_until(Done&& done) {
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
 
 // Guest RAM that a test can unplug, to refuse accesses after TELL_PING_INFO_ADDR succeeded.
 class UnpluggableGuestMemory : public GuestMemory {
